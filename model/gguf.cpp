@@ -387,7 +387,9 @@ gguf_file gguf_file::parse(std::span<const std::byte> bytes) {
   }
 
   // Data section.
+  // A file without tensors (e.g. vocabulary only) may end right after its metadata.
   f.data_offset_ = align_up(c.pos(), f.alignment_);
+  if (f.tensors_.empty() && f.data_offset_ > bytes.size()) f.data_offset_ = bytes.size();
   if (f.data_offset_ > bytes.size()) {
     throw gguf_error(gguf_error_code::truncated, "data section", c.pos(), "file ends before the data section");
   }

@@ -183,15 +183,16 @@ const transformer_hparams& base_of(const model_hparams& hp) {
 std::uint64_t kv_cache_bytes_f16(const model_hparams& hp, std::uint64_t n_ctx) {
   const transformer_hparams& b = base_of(hp);
   const std::uint64_t per_pos_layer = std::uint64_t{b.n_head_kv} * (b.head_dim_k + b.head_dim_v) * 2;
-  std::uint64_t total = 0;
-  for (std::uint32_t il = 0; il < b.n_layer; ++il) {
-    std::uint64_t positions = n_ctx;
-    if (const auto* g = std::get_if<gpt_oss_hparams>(&hp); g && g->n_swa > 0 && g->layer_is_swa(il)) {
-      positions = std::min<std::uint64_t>(n_ctx, g->n_swa);
-    }
-    total += positions * per_pos_layer;
+  // Sliding-window layers keep only n_swa positions; counted arithmetically (n_layer comes from the file).
+  std::uint64_t swa_layers = 0;
+  std::uint64_t swa_positions = n_ctx;
+  if (const auto* g = std::get_if<gpt_oss_hparams>(&hp); g && g->n_swa > 0 && g->swa_pattern > 0) {
+    const std::uint64_t p = g->swa_pattern;
+    swa_layers = b.n_layer / p * (p - 1) + std::min<std::uint64_t>(b.n_layer % p, p - 1);
+    swa_positions = std::min<std::uint64_t>(n_ctx, g->n_swa);
   }
-  return total;
+  const std::uint64_t full_layers = b.n_layer - swa_layers;
+  return (full_layers * n_ctx + swa_layers * swa_positions) * per_pos_layer;
 }
 
 }  // namespace worker::model
