@@ -15,7 +15,8 @@ mkdir -p "$work/corpus"
 start=$(date +%s)
 "$clangxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -I"$root" "$root/tests/fuzz/fuzz_gguf.cpp" "$root/model/gguf.cpp" "$root/model/ggml_type.cpp" \
-  "$root/model/hparams.cpp" -o "$work/fuzz_gguf"
+  "$root/model/hparams.cpp" "$root/model/quant.cpp" "$root/model/quant_legacy.cpp" \
+  "$root/model/quant_k.cpp" -o "$work/fuzz_gguf"
 echo "fuzz-gguf: built in $(( $(date +%s) - start )) s"
 python3 "$root/tests/fuzz/make_seeds.py" "$work/seeds"
 # -max_len: seeds are < 4 KiB; larger inputs add nothing but time. -rss_limit_mb guards the reader's

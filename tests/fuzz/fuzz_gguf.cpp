@@ -1,13 +1,15 @@
 // libFuzzer target for the GGUF reader: any byte string must either parse or throw gguf_error; after a
 // successful parse every metadata getter and every tensor's bytes are touched (ASan checks the reads),
-// and hyperparameters are read (they must throw typed errors only).
+// the first row of every tensor is dequantized, and hyperparameters are read (they must throw typed errors only).
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "model/gguf.hpp"
 #include "model/hparams.hpp"
+#include "model/quant.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace worker::model;
@@ -30,8 +32,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       } catch (const gguf_error&) {
       }
     }
+    std::vector<float> row;
     for (const auto& t : f.tensors()) {
       for (std::byte b : f.tensor_data(t)) sink = sink + static_cast<std::uint8_t>(b);
+      // Dequantize the first row: the reader promised ne[0] is whole blocks inside the data.
+      if (t.ne[0] <= (1 << 16)) {
+        row.resize(static_cast<std::size_t>(t.ne[0]));
+        dequantize_row(t.type, f.tensor_data(t).data(), row.data(), row.size());
+      }
     }
     try {
       const model_hparams hp = read_hparams(f);
