@@ -1,0 +1,100 @@
+// The work of one inference stream, free of CAF: a set of jobs, each holding one KV sequence, advanced
+// together by step(): one engine forward call per step in which every job contributes either its next
+// prefill chunk or its last sampled token (continuous batching: jobs join and leave between steps).
+// Sampling, end-of-generation, stop strings and max_tokens follow adapters::generate, so a job's tokens
+// equal generate()'s for the same seed, and so does its text wherever the model's bytes are valid UTF-8
+// (invalid bytes become U+FFFD here: the wire carries only valid UTF-8). The engine's batch invariance
+// and the sampler's (seed, position) draw make all of it independent of the other jobs.
+//
+// Failures are per job: an allocation failure (engine vram_oom / kv_exhausted, std::bad_alloc) inside
+// a batched forward is retried job by job, so only the job(s) that fail alone get VRAM_OOM.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actors/model_bundle.hpp"
+#include "adapters/sampler.hpp"
+#include "protocol/messages.hpp"
+
+namespace worker::actors {
+
+// A job ready to run: prompt tokenized, seed resolved.
+struct job_plan {
+  std::string job_id;
+  std::vector<token_id> prompt;  // non-empty
+  adapters::sampling_params sampling;
+  std::uint32_t max_tokens = 0;
+  std::vector<std::string> stop_strings;
+  // A harmony chat (gpt-oss): the output is parsed into channels; `prefilled` when the prompt ends
+  // inside a final-channel message (assistant_prefill).
+  bool harmony = false;
+  bool prefilled = false;
+};
+
+struct job_failure {
+  protocol::error_code code = protocol::error_code::internal;
+  std::string message;
+};
+
+// What one step did for one job: a sampled token (and the text it released), and/or the job's end.
+struct job_progress {
+  std::string job_id;
+  std::optional<token_id> token;  // the token sampled this step (the EOG token included)
+  std::uint32_t index = 0;        // its position among the job's generated tokens
+  std::string text;               // text released by this step (valid UTF-8, maybe empty)
+  std::optional<std::string> channel;  // harmony jobs: the channel `text` belongs to
+
+  bool finished = false;
+  std::optional<job_failure> failure;  // finished with an error
+  protocol::stop_reason reason = protocol::stop_reason::max_tokens;
+  std::string stop_string;       // when reason == stop_sequence
+  std::uint32_t tokens_out = 0;  // generated tokens, EOG included
+  double prefill_ms = 0;         // admit -> first token
+  double decode_ms = 0;          // first token -> end
+};
+
+class inference_core {
+ public:
+  inference_core(std::shared_ptr<model_bundle> model, std::size_t prefill_chunk);
+  ~inference_core();  // closes every open sequence
+  inference_core(const inference_core&) = delete;
+  inference_core& operator=(const inference_core&) = delete;
+
+  // Opens the job's KV sequence (prompt + max_tokens positions). On failure nothing is kept and the
+  // failure is returned (VRAM_OOM, CONTEXT_OVERFLOW, ...).
+  std::optional<job_failure> admit(job_plan plan);
+  // Drops a job and frees its KV slot. False when the job is not here (finished, never admitted).
+  bool remove(const std::string& job_id);
+
+  std::size_t active() const { return jobs_.size(); }
+  bool idle() const { return jobs_.empty(); }
+
+  // One forward over all jobs. Finished jobs (completed or failed) are removed before it returns.
+  std::vector<job_progress> step();
+
+  // Allocation failures seen so far (each one lowers the stream's admission limit).
+  std::uint64_t oom_failures() const { return oom_failures_; }
+
+ private:
+  struct job;
+  void release(job& j);
+  bool accept_token(job& j, token_id token, job_progress& out);
+  bool accept_harmony(job& j, token_id token, job_progress& out, bool eog);
+  void flush_text(job& j, job_progress& out);
+  void finish(job& j, job_progress& out);
+
+  std::shared_ptr<model_bundle> model_;
+  std::size_t prefill_chunk_;
+  std::vector<std::unique_ptr<job>> jobs_;
+  std::uint64_t oom_failures_ = 0;
+};
+
+// The protocol error for an engine failure (VRAM_OOM for allocation failures, CUDA_ERROR, ...).
+protocol::error_code error_code_for(const adapters::engine_error& e);
+
+}  // namespace worker::actors
