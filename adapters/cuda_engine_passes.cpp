@@ -1,0 +1,452 @@
+// The CUDA engine's passes: scratch layout, the decode step (captured as a CUDA graph per batch size)
+// and the prefill chunk. Shapes: d = d_model, q_dim = n_head·head_dim, kv = n_head_kv·head_dim,
+// ff = FFN width, b = decode batch (≤ 16), n = prefill tokens in this chunk.
+#include "adapters/cuda_engine_state.hpp"
+
+#if WORKER_ORCD_HAVE_CUDA
+
+#include <algorithm>
+#include <cstring>
+#include <span>
+#include <string_view>
+
+#include "gpu/attention.cuh"
+#include "gpu/dequant.cuh"
+#include "gpu/gemm.cuh"
+#include "gpu/gpu_error.hpp"
+#include "gpu/matvec.cuh"
+#include "gpu/norm.cuh"
+#include "gpu/rope.cuh"
+
+namespace worker::adapters::cuda_detail {
+
+namespace {
+
+using gpu::align_up;
+
+// Walks the scratch layout once for sizing and once for carving, so the two can never disagree.
+template <typename F>
+void walk_layout(const dev_model& m, std::uint32_t chunk, std::uint32_t context, F&& take) {
+  const std::size_t max_splits = gpu::attn_splits_for(context, gpu::k_attn_split_decode);
+  const std::size_t max_splits_prefill = gpu::attn_splits_for(context, gpu::k_attn_split_prefill);
+  const std::size_t B = k_max_batch, C = chunk;
+  const std::size_t xw = std::max({m.d, m.q_dim, m.n_ff});
+  const std::size_t xw_pad = align_up(xw, 256);
+  const std::size_t aw = std::max(m.d, m.q_dim);
+  const std::size_t QS = std::min<std::size_t>(C, k_query_slice);
+  const std::size_t tile = std::min<std::size_t>(
+      std::max(static_cast<std::size_t>(m.n_ff) * m.d, static_cast<std::size_t>(m.q_dim) * m.d), std::size_t{72} << 20);
+  take("ids", B * 4);
+  take("seqs", B * sizeof(gpu::kv_seq_desc));
+  take("tok_seq", B * 4);
+  take("tok_pos", B * 4);
+  take("h", B * m.d * 4);
+  take("xf", B * xw * 4);
+  take("xq", B * xw_pad);
+  take("xq_lo", B * xw_pad);
+  take("xds", B * (xw_pad / 32) * sizeof(float4));
+  take("q", B * m.q_dim * 4);
+  take("k", B * m.kv_dim * 4);
+  take("v", B * m.kv_dim * 4);
+  take("act", B * m.n_ff * 4);
+  take("att_po", B * m.n_head * max_splits * m.head_dim * 4);
+  take("att_pml", B * m.n_head * max_splits * sizeof(float2));
+  take("logits", B * m.vocab * 4);
+  take("sparams", B * sizeof(gpu::sample_params));
+  take("pen_tokens", B * 4096 * 4);
+  take("pen_counts", B * 4096 * 4);
+  take("sampled", B * 4);
+  take("keys", B * m.vocab * 4);
+  take("keys_sorted", B * m.vocab * 4);
+  take("sids", B * m.vocab * 4);
+  take("sids_sorted", B * m.vocab * 4);
+  take("offsets", (B + 1) * 4);
+  take("argmax_v", B * gpu::k_argmax_blocks * 4);
+  take("argmax_i", B * gpu::k_argmax_blocks * 4);
+  take("cub", gpu::sample_cub_temp_bytes(static_cast<std::uint32_t>(B), m.vocab));
+  take("p_ids", C * 4);
+  take("p_tok_seq", C * 4);
+  take("p_tok_pos", C * 4);
+  take("p_seq", sizeof(gpu::kv_seq_desc));
+  take("ph", C * m.d * 4);
+  take("a16", C * aw * 2);
+  take("pq", C * m.q_dim * 4);
+  take("pk", C * m.kv_dim * 4);
+  take("pv", C * m.kv_dim * 4);
+  take("pg", C * m.n_ff * 4);
+  take("pu", C * m.n_ff * 4);
+  take("act16", C * m.n_ff * 2);
+  take("p_att_po", QS * m.n_head * max_splits_prefill * m.head_dim * 4);
+  take("p_att_pml", QS * m.n_head * max_splits_prefill * sizeof(float2));
+  take("tile", tile * 2);
+  take("p_logits", k_logit_slice * m.vocab * 4);
+}
+
+// Inputs of a matvec reading the decode activation buffers (both the fp32 and the int8 copy).
+gpu::matvec_x decode_x(const scratch& s, const float* f32, std::uint32_t ld_f32, std::uint32_t b) {
+  gpu::matvec_x x;
+  x.f32 = f32;
+  x.ld_f32 = ld_f32;
+  x.q8 = s.xq;
+  x.q8_lo = s.xq_lo;
+  x.ld_q8 = s.xw_pad;
+  x.ds = s.xds;
+  x.ld_ds = s.xw_pad / 32;
+  x.ncols = b;
+  return x;
+}
+
+gpu::rmsnorm_args norm_to_x(const scratch& s, float* h, std::uint32_t d, const float* w, std::uint32_t n, float eps) {
+  gpu::rmsnorm_args a;
+  a.h = h;
+  a.ldh = d;
+  a.weight = w;
+  a.dim = d;
+  a.n = n;
+  a.eps = eps;
+  a.out_f32 = s.xf;
+  a.ld_f32 = s.xw;
+  a.out_q8 = s.xq;
+  a.out_q8_lo = s.xq_lo;
+  a.ld_q8 = s.xw_pad;
+  a.out_ds = s.xds;
+  a.ld_ds = s.xw_pad / 32;
+  return a;
+}
+
+// Q, K, V projections with their biases; weights of equal type share one launch.
+void qkv_matvec(const dev_layer& L, const gpu::matvec_x& x, const scratch& s, const dev_model& m, cudaStream_t st) {
+  const gpu::matvec_out all[3] = {{L.wq, L.bq, s.q, m.q_dim, false},
+                                  {L.wk, L.bk, s.k, m.kv_dim, false},
+                                  {L.wv, L.bv, s.v, m.kv_dim, false}};
+  bool done[3] = {false, false, false};
+  for (int i = 0; i < 3; ++i) {
+    if (done[i]) continue;
+    gpu::matvec_out group[3];
+    int n = 0;
+    for (int j = i; j < 3; ++j) {
+      if (!done[j] && all[j].w.type == all[i].w.type) {
+        group[n++] = all[j];
+        done[j] = true;
+      }
+    }
+    gpu::matvec(std::span(group, static_cast<std::size_t>(n)), x, st);
+  }
+}
+
+void copy_h2d(void* dst, const void* src, std::size_t bytes, cudaStream_t st) {
+  WORKER_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st));
+}
+
+}  // namespace
+
+std::size_t scratch_bytes(const dev_model& m, std::uint32_t chunk, std::uint32_t context) {
+  std::size_t total = 0;
+  walk_layout(m, chunk, context, [&](std::string_view, std::size_t bytes) { total += align_up(bytes, 256); });
+  return total;
+}
+
+void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t context, void* base, scratch& s) {
+  gpu::vram_region r(base, scratch_bytes(m, chunk, context));
+  s.xw = std::max({m.d, m.q_dim, m.n_ff});
+  s.xw_pad = static_cast<std::uint32_t>(align_up(s.xw, 256));
+  s.aw = std::max(m.d, m.q_dim);
+  s.chunk = chunk;
+  s.max_splits = gpu::attn_splits_for(context, gpu::k_attn_split_decode);
+  s.max_splits_prefill = gpu::attn_splits_for(context, gpu::k_attn_split_prefill);
+  walk_layout(m, chunk, context, [&](std::string_view name, std::size_t bytes) {
+    void* p = r.carve(bytes, 256);
+    auto set = [&](auto*& field) { field = static_cast<std::remove_reference_t<decltype(field)>>(p); };
+    if (name == "ids") set(s.ids);
+    else if (name == "seqs") set(s.seqs);
+    else if (name == "tok_seq") set(s.tok_seq);
+    else if (name == "tok_pos") set(s.tok_pos);
+    else if (name == "h") set(s.h);
+    else if (name == "xf") set(s.xf);
+    else if (name == "xq") set(s.xq);
+    else if (name == "xq_lo") set(s.xq_lo);
+    else if (name == "xds") set(s.xds);
+    else if (name == "q") set(s.q);
+    else if (name == "k") set(s.k);
+    else if (name == "v") set(s.v);
+    else if (name == "act") set(s.act);
+    else if (name == "att_po") set(s.att_po);
+    else if (name == "att_pml") set(s.att_pml);
+    else if (name == "logits") set(s.logits);
+    else if (name == "sparams") set(s.sparams);
+    else if (name == "pen_tokens") set(s.pen_tokens);
+    else if (name == "pen_counts") set(s.pen_counts);
+    else if (name == "sampled") set(s.sampled);
+    else if (name == "keys") set(s.sws.keys);
+    else if (name == "keys_sorted") set(s.sws.keys_sorted);
+    else if (name == "sids") set(s.sws.ids);
+    else if (name == "sids_sorted") set(s.sws.ids_sorted);
+    else if (name == "offsets") set(s.sws.offsets);
+    else if (name == "argmax_v") set(s.sws.argmax_v);
+    else if (name == "argmax_i") set(s.sws.argmax_i);
+    else if (name == "cub") {
+      s.sws.cub_temp = p;
+      s.sws.cub_temp_bytes = bytes;
+    } else if (name == "p_ids") set(s.p_ids);
+    else if (name == "p_tok_seq") set(s.p_tok_seq);
+    else if (name == "p_tok_pos") set(s.p_tok_pos);
+    else if (name == "p_seq") set(s.p_seq);
+    else if (name == "ph") set(s.ph);
+    else if (name == "a16") set(s.a16);
+    else if (name == "pq") set(s.pq);
+    else if (name == "pk") set(s.pk);
+    else if (name == "pv") set(s.pv);
+    else if (name == "pg") set(s.pg);
+    else if (name == "pu") set(s.pu);
+    else if (name == "act16") set(s.act16);
+    else if (name == "p_att_po") set(s.p_att_po);
+    else if (name == "p_att_pml") set(s.p_att_pml);
+    else if (name == "tile") {
+      set(s.tile);
+      s.tile_elems = bytes / 2;
+    } else if (name == "p_logits") set(s.p_logits);
+  });
+  s.max_pen = k_max_batch * 4096;
+}
+
+void enqueue_decode(const pass_context& pc, std::uint32_t b) {
+  const dev_model& m = *pc.model;
+  const scratch& s = *pc.s;
+  const host_mirror& hm = *pc.hm;
+  const cudaStream_t st = pc.ctx->compute_stream();
+  copy_h2d(s.ids, hm.ids, b * 4, st);
+  copy_h2d(s.seqs, hm.seqs, b * sizeof(gpu::kv_seq_desc), st);
+  copy_h2d(s.tok_seq, hm.tok_seq, b * 4, st);
+  copy_h2d(s.tok_pos, hm.tok_pos, b * 4, st);
+
+  gpu::gather_rows_f32(m.token_embd, s.ids, b, s.h, m.d, st);
+  const gpu::matvec_x x = decode_x(s, s.xf, s.xw, b);
+  for (std::uint32_t l = 0; l < m.layers.size(); ++l) {
+    const dev_layer& L = m.layers[l];
+    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.attn_norm, b, m.eps), st);
+    qkv_matvec(L, x, s, m, st);
+
+    gpu::rope_kv_args r;
+    r.q = s.q;
+    r.ldq = m.q_dim;
+    r.k = s.k;
+    r.ldk = m.kv_dim;
+    r.v = s.v;
+    r.ldv = m.kv_dim;
+    r.cos_sin = s.rope;
+    r.table_positions = s.rope_positions;
+    r.seqs = s.seqs;
+    r.token_seq = s.tok_seq;
+    r.token_pos = s.tok_pos;
+    r.layer = l;
+    r.n = b;
+    r.n_head = m.n_head;
+    r.n_head_kv = m.n_head_kv;
+    r.head_dim = m.head_dim;
+    r.n_rot = m.head_dim;
+    gpu::rope_qk_store_kv(r, st);
+
+    gpu::attention_args a;
+    a.q = s.q;
+    a.ldq = m.q_dim;
+    a.seqs = s.seqs;
+    a.query_seq = s.tok_seq;
+    a.query_pos = s.tok_pos;
+    a.layer = l;
+    a.nq = b;
+    a.n_head = m.n_head;
+    a.n_head_kv = m.n_head_kv;
+    a.head_dim = m.head_dim;
+    a.scale = m.scale;
+    a.split = gpu::k_attn_split_decode;
+    a.max_splits = s.max_splits;
+    a.partial_o = s.att_po;
+    a.partial_ml = s.att_pml;
+    a.out = s.xf;
+    a.ldo = s.xw;
+    a.out_q8 = s.xq;
+    a.out_q8_lo = s.xq_lo;
+    a.ld_q8 = s.xw_pad;
+    a.out_ds = s.xds;
+    a.ld_ds = s.xw_pad / 32;
+    gpu::attention(a, st);
+
+    const gpu::matvec_out o{L.wo, nullptr, s.h, m.d, true};
+    gpu::matvec(std::span(&o, 1), x, st);
+
+    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.ffn_norm, b, m.eps), st);
+    gpu::matvec_swiglu(L.gate, L.up, x, s.act, m.n_ff, st);
+    if (gpu::matvec_uses_q8(L.down.type)) {
+      gpu::quantize_q8(s.act, m.n_ff, m.n_ff, b, s.xq, s.xq_lo, s.xw_pad, s.xds, s.xw_pad / 32, st);
+    }
+    const gpu::matvec_out dn{L.down, nullptr, s.h, m.d, true};
+    gpu::matvec(std::span(&dn, 1), decode_x(s, s.act, m.n_ff, b), st);
+  }
+  gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, m.output_norm, b, m.eps), st);
+  const gpu::matvec_out lo{m.output, nullptr, s.logits, m.vocab, false};
+  gpu::matvec(std::span(&lo, 1), x, st);
+}
+
+void run_prefill_chunk(const pass_context& pc, std::uint32_t n, bool want_logits, bool all_logits, float* host_logits) {
+  const dev_model& m = *pc.model;
+  const scratch& s = *pc.s;
+  const host_mirror& hm = *pc.hm;
+  const gpu::device_context& ctx = *pc.ctx;
+  const cudaStream_t st = ctx.compute_stream();
+  copy_h2d(s.p_ids, hm.p_ids, n * 4, st);
+  copy_h2d(s.p_tok_pos, hm.p_tok_pos, n * 4, st);
+  copy_h2d(s.p_seq, hm.p_seq, sizeof(gpu::kv_seq_desc), st);
+  WORKER_CUDA_CHECK(cudaMemsetAsync(s.p_tok_seq, 0, n * 4, st));
+
+  auto gemm = [&](const gpu::device_matrix& w, const __half* x, std::uint32_t ldx, float* y, std::uint32_t ldy,
+                  bool acc) {
+    gpu::gemm_args g;
+    g.w = w;
+    g.x = x;
+    g.ldx = ldx;
+    g.n = n;
+    g.y = y;
+    g.ldy = ldy;
+    g.accumulate = acc;
+    g.tile = s.tile;
+    g.tile_elems = s.tile_elems;
+    gpu::gemm_f16(ctx, g);
+  };
+  auto norm16 = [&](const float* w) {
+    gpu::rmsnorm_args a;
+    a.h = s.ph;
+    a.ldh = m.d;
+    a.weight = w;
+    a.dim = m.d;
+    a.n = n;
+    a.eps = m.eps;
+    a.out_f16 = s.a16;
+    a.ld_f16 = s.aw;
+    gpu::rmsnorm_fused(a, st);
+  };
+
+  gpu::gather_rows_f32(m.token_embd, s.p_ids, n, s.ph, m.d, st);
+  for (std::uint32_t l = 0; l < m.layers.size(); ++l) {
+    const dev_layer& L = m.layers[l];
+    norm16(L.attn_norm);
+    gemm(L.wq, s.a16, s.aw, s.pq, m.q_dim, false);
+    gemm(L.wk, s.a16, s.aw, s.pk, m.kv_dim, false);
+    gemm(L.wv, s.a16, s.aw, s.pv, m.kv_dim, false);
+
+    gpu::rope_kv_args r;
+    r.q = s.pq;
+    r.ldq = m.q_dim;
+    r.k = s.pk;
+    r.ldk = m.kv_dim;
+    r.v = s.pv;
+    r.ldv = m.kv_dim;
+    r.q_bias = L.bq;
+    r.k_bias = L.bk;
+    r.v_bias = L.bv;
+    r.cos_sin = s.rope;
+    r.table_positions = s.rope_positions;
+    r.seqs = s.p_seq;
+    r.token_seq = s.p_tok_seq;
+    r.token_pos = s.p_tok_pos;
+    r.layer = l;
+    r.n = n;
+    r.n_head = m.n_head;
+    r.n_head_kv = m.n_head_kv;
+    r.head_dim = m.head_dim;
+    r.n_rot = m.head_dim;
+    gpu::rope_qk_store_kv(r, st);
+
+    for (std::uint32_t q0 = 0; q0 < n; q0 += k_query_slice) {
+      const std::uint32_t nq = std::min(k_query_slice, n - q0);
+      gpu::attention_args a;
+      a.q = s.pq + static_cast<std::size_t>(q0) * m.q_dim;
+      a.ldq = m.q_dim;
+      a.seqs = s.p_seq;
+      a.query_seq = s.p_tok_seq + q0;
+      a.query_pos = s.p_tok_pos + q0;
+      a.layer = l;
+      a.nq = nq;
+      a.n_head = m.n_head;
+      a.n_head_kv = m.n_head_kv;
+      a.head_dim = m.head_dim;
+      a.scale = m.scale;
+      a.split = gpu::k_attn_split_prefill;
+      a.max_splits = s.max_splits_prefill;
+      a.partial_o = s.p_att_po;
+      a.partial_ml = s.p_att_pml;
+      a.out_f16 = s.a16 + static_cast<std::size_t>(q0) * s.aw;
+      a.ld_f16 = s.aw;
+      gpu::attention(a, st);
+    }
+    gemm(L.wo, s.a16, s.aw, s.ph, m.d, true);
+
+    norm16(L.ffn_norm);
+    gemm(L.gate, s.a16, s.aw, s.pg, m.n_ff, false);
+    gemm(L.up, s.a16, s.aw, s.pu, m.n_ff, false);
+    gpu::swiglu_to_f16(s.pg, s.pu, m.n_ff, n, m.n_ff, s.act16, m.n_ff, st);
+    gemm(L.down, s.act16, m.n_ff, s.ph, m.d, true);
+  }
+  if (!want_logits) return;
+
+  if (all_logits) {
+    norm16(m.output_norm);
+    for (std::uint32_t r0 = 0; r0 < n; r0 += k_logit_slice) {
+      const std::uint32_t rows = std::min(k_logit_slice, n - r0);
+      gpu::gemm_args g;
+      g.w = m.output;
+      g.x = s.a16 + static_cast<std::size_t>(r0) * s.aw;
+      g.ldx = s.aw;
+      g.n = rows;
+      g.y = s.p_logits;
+      g.ldy = m.vocab;
+      g.tile = s.tile;
+      g.tile_elems = s.tile_elems;
+      gpu::gemm_f16(ctx, g);
+      WORKER_CUDA_CHECK(cudaMemcpyAsync(host_logits + static_cast<std::size_t>(r0) * m.vocab, s.p_logits,
+                                        static_cast<std::size_t>(rows) * m.vocab * 4, cudaMemcpyDeviceToHost, st));
+      WORKER_CUDA_CHECK(cudaStreamSynchronize(st));
+    }
+  } else {
+    // The last row through the decode path's norm + output matvec (one column).
+    gpu::rmsnorm_fused(norm_to_x(s, s.ph + static_cast<std::size_t>(n - 1) * m.d, m.d, m.output_norm, 1, m.eps), st);
+    const gpu::matvec_out lo{m.output, nullptr, s.p_logits, m.vocab, false};
+    gpu::matvec(std::span(&lo, 1), decode_x(s, s.xf, s.xw, 1), st);
+    WORKER_CUDA_CHECK(cudaMemcpyAsync(host_logits, s.p_logits, static_cast<std::size_t>(m.vocab) * 4,
+                                      cudaMemcpyDeviceToHost, st));
+    WORKER_CUDA_CHECK(cudaStreamSynchronize(st));
+  }
+}
+
+decode_graphs::~decode_graphs() {
+  for (auto& e : exec_) {
+    if (e) cudaGraphExecDestroy(e);
+  }
+}
+
+void decode_graphs::launch(const pass_context& pc, std::uint32_t b, bool use_graphs) {
+  const cudaStream_t st = pc.ctx->compute_stream();
+  if (!use_graphs) {
+    enqueue_decode(pc, b);
+    return;
+  }
+  if (!exec_[b]) {
+    cudaGraph_t g = nullptr;
+    WORKER_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+    try {
+      enqueue_decode(pc, b);
+    } catch (...) {
+      cudaStreamEndCapture(st, &g);
+      if (g) cudaGraphDestroy(g);
+      throw;
+    }
+    WORKER_CUDA_CHECK(cudaStreamEndCapture(st, &g));
+    const cudaError_t err = cudaGraphInstantiate(&exec_[b], g, 0);
+    cudaGraphDestroy(g);
+    WORKER_CUDA_CHECK(err);
+  }
+  WORKER_CUDA_CHECK(cudaGraphLaunch(exec_[b], st));
+}
+
+}  // namespace worker::adapters::cuda_detail
+
+#endif  // WORKER_ORCD_HAVE_CUDA

@@ -1,0 +1,155 @@
+// Internal to the CUDA engine (cuda_engine.cpp, cuda_engine_passes.cpp): the model bound to VRAM, the
+// scratch buffers of the decode and prefill paths, and the passes that enqueue their kernels.
+#pragma once
+
+#if WORKER_ORCD_HAVE_CUDA
+
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "adapters/decoder.hpp"
+#include "gpu/device.hpp"
+#include "gpu/device_matrix.hpp"
+#include "gpu/kv_layout.hpp"
+#include "gpu/loader.hpp"
+#include "gpu/sampling.cuh"
+#include "gpu/vram_arena.hpp"
+
+namespace worker::adapters::cuda_detail {
+
+// One layer's weights in VRAM (qwen2 skeleton: attention + dense SwiGLU FFN).
+struct dev_layer {
+  const float* attn_norm = nullptr;  // [d]
+  gpu::device_matrix wq, wk, wv, wo;  // [q_dim×d], [kv×d], [kv×d], [d×q_dim]
+  const float* bq = nullptr;         // [q_dim] or null
+  const float* bk = nullptr;         // [kv]
+  const float* bv = nullptr;         // [kv]
+  const float* ffn_norm = nullptr;   // [d]
+  gpu::device_matrix gate, up, down;  // [ff×d], [ff×d], [d×ff]
+};
+
+struct dev_model {
+  gpu::device_matrix token_embd;  // [vocab×d]
+  gpu::device_matrix output;      // [vocab×d]
+  const float* output_norm = nullptr;
+  std::vector<dev_layer> layers;
+  std::uint32_t d = 0, n_head = 0, n_head_kv = 0, head_dim = 0, q_dim = 0, kv_dim = 0, n_ff = 0, vocab = 0;
+  float eps = 1e-6f;
+  float scale = 1.0f;  // attention scale
+};
+
+constexpr std::uint32_t k_max_batch = 16;     // decode columns per step (matvec limit)
+constexpr std::uint32_t k_query_slice = 128;  // prefill queries per attention launch
+constexpr std::uint32_t k_logit_slice = 64;   // all-logits rows per output GEMM
+
+// Device scratch, carved from one arena allocation, plus pinned host mirrors of the per-step inputs.
+struct scratch {
+  std::uint32_t xw = 0;       // width of the generic activation buffers: max(d, q_dim, ff)
+  std::uint32_t xw_pad = 0;   // xw rounded up to 256 (q8 row stride)
+  std::uint32_t aw = 0;       // prefill fp16 activation row: max(d, q_dim)
+  std::uint32_t chunk = 0;    // prefill tokens per pass
+  std::uint32_t max_splits = 0;        // decode attention splits (k_attn_split_decode positions each)
+  std::uint32_t max_splits_prefill = 0;
+  std::size_t tile_elems = 0;
+
+  // decode
+  std::int32_t* ids = nullptr;
+  gpu::kv_seq_desc* seqs = nullptr;
+  std::int32_t* tok_seq = nullptr;
+  std::int32_t* tok_pos = nullptr;
+  float* h = nullptr;
+  float* xf = nullptr;
+  std::int8_t* xq = nullptr;     // q_hi
+  std::int8_t* xq_lo = nullptr;  // q_lo
+  float4* xds = nullptr;
+  float* q = nullptr;
+  float* k = nullptr;
+  float* v = nullptr;
+  float* act = nullptr;
+  float* att_po = nullptr;
+  float2* att_pml = nullptr;
+  float* logits = nullptr;
+  // sampling
+  gpu::sample_params* sparams = nullptr;
+  std::int32_t* pen_tokens = nullptr;
+  std::int32_t* pen_counts = nullptr;
+  std::int32_t* sampled = nullptr;
+  gpu::sample_workspace sws;
+  std::uint32_t max_pen = 0;  // penalty pairs over the whole batch
+
+  // prefill
+  std::int32_t* p_ids = nullptr;
+  std::int32_t* p_tok_seq = nullptr;
+  std::int32_t* p_tok_pos = nullptr;
+  gpu::kv_seq_desc* p_seq = nullptr;
+  float* ph = nullptr;
+  __half* a16 = nullptr;
+  float* pq = nullptr;
+  float* pk = nullptr;
+  float* pv = nullptr;
+  float* pg = nullptr;
+  float* pu = nullptr;
+  __half* act16 = nullptr;
+  float* p_att_po = nullptr;
+  float2* p_att_pml = nullptr;
+  __half* tile = nullptr;
+  float* p_logits = nullptr;
+
+  const float2* rope = nullptr;  // [max_context][head_dim/2]
+  std::uint32_t rope_positions = 0;
+};
+
+// Pinned host mirrors of the per-step device inputs (a captured graph copies from these).
+struct host_mirror {
+  std::int32_t* ids = nullptr;
+  gpu::kv_seq_desc* seqs = nullptr;
+  std::int32_t* tok_seq = nullptr;
+  std::int32_t* tok_pos = nullptr;
+  gpu::sample_params* sparams = nullptr;
+  std::int32_t* pen_tokens = nullptr;
+  std::int32_t* pen_counts = nullptr;
+  std::int32_t* sampled = nullptr;
+  std::int32_t* p_ids = nullptr;
+  std::int32_t* p_tok_pos = nullptr;
+  gpu::kv_seq_desc* p_seq = nullptr;
+};
+
+// Everything a pass needs.
+struct pass_context {
+  const gpu::device_context* ctx = nullptr;
+  const dev_model* model = nullptr;
+  const scratch* s = nullptr;
+  const host_mirror* hm = nullptr;
+};
+
+// Bytes of scratch for these dimensions (the pre-flight adds this); `context` = positions per sequence.
+std::size_t scratch_bytes(const dev_model& m, std::uint32_t chunk, std::uint32_t context);
+// Carves `s` out of `base` (scratch_bytes(...) bytes).
+void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t context, void* base, scratch& s);
+
+// Decode step for `b` sequences whose inputs are already in the host mirror (ids, seqs, tok_pos):
+// copies them to the device and enqueues the whole step; logits land in s.logits [b][vocab].
+void enqueue_decode(const pass_context& pc, std::uint32_t b);
+
+// One prefill chunk of `n` tokens of one sequence (inputs in the host mirror's p_* arrays). When
+// `all_logits`, every row's logits go to `host_logits` ([n][vocab]); else only the last row's.
+void run_prefill_chunk(const pass_context& pc, std::uint32_t n, bool want_logits, bool all_logits, float* host_logits);
+
+// The CUDA graphs of the decode step, one per batch size.
+class decode_graphs {
+ public:
+  ~decode_graphs();
+  void launch(const pass_context& pc, std::uint32_t b, bool use_graphs);
+
+ private:
+  std::array<cudaGraphExec_t, k_max_batch + 1> exec_{};
+};
+
+}  // namespace worker::adapters::cuda_detail
+
+#endif  // WORKER_ORCD_HAVE_CUDA

@@ -1,0 +1,65 @@
+// Decode matrix-vector products: y[c][m] = Σ_k W[m][k]·x[c][k] for 1..16 activation columns (one per
+// sequence in a decode batch), streaming each weight byte once.
+//
+// Quantized weights (Q4_K Q5_K Q6_K Q8_0 Q4_0 Q5_0) multiply two-level int8 activations (quantize_q8:
+// per block of 32, x ≈ d_hi·q_hi + d_lo·q_lo, see q8_act.cuh) with __dp4a: integer dot products per
+// sub-block and level, then fp32 scales. Float weights (F16 BF16 F32) multiply fp32 activations.
+// Accumulation is fp32.
+//
+// Work split: one warp owns R rows (R = 1, 2 or 4 by column count; gate and up rows both for SwiGLU);
+// lane l handles the row's "units" l, l+32, l+64, ... (a unit is one or three 16-byte weight loads plus
+// scales), several units loaded before any is used so that enough bytes are in flight, and keeps one
+// fp32 partial per (row, column), added in unit order; a fixed xor butterfly reduces the lanes. Which
+// units a lane owns and the order of every addition never depend on R or on the number of columns, so
+// column c's result is bit-identical alone or in a batch of 16 (batch invariance).
+#pragma once
+
+#include <cuda_runtime_api.h>
+#include <vector_types.h>
+
+#include <cstdint>
+#include <span>
+
+#include "gpu/device_matrix.hpp"
+
+namespace worker::gpu {
+
+constexpr std::uint32_t k_matvec_max_cols = 16;
+
+// Activations of one matvec: fp32 for float weights, int8 blocks for quantized weights. Either or
+// both may be set; the kernel reads the one its weight type needs.
+struct matvec_x {
+  const float* f32 = nullptr;      // [ncols][ld_f32]
+  std::uint32_t ld_f32 = 0;
+  const std::int8_t* q8 = nullptr;     // q_hi [ncols][ld_q8] (ld_q8 a multiple of 16)
+  const std::int8_t* q8_lo = nullptr;  // q_lo [ncols][ld_q8]
+  std::uint32_t ld_q8 = 0;
+  const float4* ds = nullptr;          // [ncols][ld_ds]: (d_hi, s_hi, d_lo, s_lo) of each 32-block
+  std::uint32_t ld_ds = 0;
+  std::uint32_t ncols = 0;         // 1..k_matvec_max_cols
+};
+
+// One weight and where its outputs go: y[c·ldy + m] = (accumulate ? y[c·ldy + m] : 0) + bias[m] + Σ.
+struct matvec_out {
+  device_matrix w;
+  const float* bias = nullptr;  // [rows] or null
+  float* y = nullptr;
+  std::uint32_t ldy = 0;
+  bool accumulate = false;  // residual add into y
+};
+
+// Up to 3 weights of the same type and column count sharing the same x, in one launch (Q, K, V).
+void matvec(std::span<const matvec_out> outs, const matvec_x& x, cudaStream_t stream);
+
+// y[c·ldy + m] = silu(gate·x)[m] · (up·x)[m]: both products and the SwiGLU in one launch.
+void matvec_swiglu(const device_matrix& gate, const device_matrix& up, const matvec_x& x, float* y,
+                   std::uint32_t ldy, cudaStream_t stream);
+
+// True when `type` takes int8 activations (matvec_x::q8/q8_lo/ds) rather than fp32.
+bool matvec_uses_q8(model::ggml_type type);
+
+// x[c·ldx + k], k < K (a multiple of 32) → hi/lo[c·ld_q8 + k], ds[c·ld_ds + k/32] (q8_act.cuh).
+void quantize_q8(const float* x, std::uint32_t ldx, std::uint32_t k, std::uint32_t ncols, std::int8_t* hi,
+                 std::int8_t* lo, std::uint32_t ld_q8, float4* ds, std::uint32_t ld_ds, cudaStream_t stream);
+
+}  // namespace worker::gpu

@@ -1,0 +1,346 @@
+// The per-type "units" of the decode matvec (internal to matvec.cu). A unit is the piece of one weight
+// row a thread handles per step: one or three 16-byte loads of quantized bits plus its scales. For each
+// type: count(cols) units per row; load_w() decodes a unit into registers once, load_x() fetches the
+// matching activation bytes of one column, dot() returns the unit's fp32 contribution. Every float
+// operation is an explicit _rn intrinsic so the compiler cannot contract it differently between
+// template instantiations (batch invariance, see matvec.cuh).
+#pragma once
+
+#include <cstdint>
+
+#include "gpu/matvec.cuh"
+#include "gpu/quant_blocks.cuh"
+
+namespace worker::gpu::mv {
+
+using model::ggml_type;
+using blocks::half_bits_to_float;
+using blocks::ld16;
+
+__device__ __forceinline__ int dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
+
+// Byte k (0..11) of the 12 K-quant scale bytes held in words y, z, w of the block header.
+__device__ __forceinline__ int scale_byte(const uint4& hd, int k) {
+  const std::uint32_t word = k < 4 ? hd.y : (k < 8 ? hd.z : hd.w);
+  return static_cast<int>((word >> (8 * (k & 3))) & 0xFF);
+}
+__device__ __forceinline__ void k4_sc_m(const uint4& hd, int j, int& sc, int& m) {
+  if (j < 4) {
+    sc = scale_byte(hd, j) & 63;
+    m = scale_byte(hd, j + 4) & 63;
+  } else {
+    sc = (scale_byte(hd, j + 4) & 0xF) | ((scale_byte(hd, j - 4) >> 6) << 4);
+    m = (scale_byte(hd, j + 4) >> 4) | ((scale_byte(hd, j) >> 6) << 4);
+  }
+}
+__device__ __forceinline__ int word(const uint4& v, int i) { return static_cast<int>(i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w); }
+
+__device__ __forceinline__ std::size_t xq_off(const matvec_x& x, std::uint32_t c) { return static_cast<std::size_t>(c) * x.ld_q8; }
+__device__ __forceinline__ float4 xds(const matvec_x& x, std::uint32_t c, std::uint32_t blk) {
+  return __ldg(x.ds + static_cast<std::size_t>(c) * x.ld_ds + blk);
+}
+// 16 activation bytes of both levels at byte offset `off` of column c.
+struct x16 {
+  int h[4], l[4];
+};
+__device__ __forceinline__ void load_x16(const matvec_x& x, std::size_t off, x16& o) {
+  const uint4 a = ld16(x.q8 + off), b = ld16(x.q8_lo + off);
+  o.h[0] = static_cast<int>(a.x); o.h[1] = static_cast<int>(a.y); o.h[2] = static_cast<int>(a.z); o.h[3] = static_cast<int>(a.w);
+  o.l[0] = static_cast<int>(b.x); o.l[1] = static_cast<int>(b.y); o.l[2] = static_cast<int>(b.z); o.l[3] = static_cast<int>(b.w);
+}
+// Σ w·x over 16 bytes as d_hi·Σw·q_hi + d_lo·Σw·q_lo (integer sums exact).
+__device__ __forceinline__ float dot16(const int w[4], const x16& x, float dh, float dl) {
+  int ih = 0, il = 0;
+  for (int i = 0; i < 4; ++i) {
+    ih = dp4a(w[i], x.h[i], ih);
+    il = dp4a(w[i], x.l[i], il);
+  }
+  return __fmaf_rn(dh, static_cast<float>(ih), __fmul_rn(dl, static_cast<float>(il)));
+}
+
+template <ggml_type T>
+struct unit;
+
+// Q4_K: unit = 16 qs bytes of super-block b, chunk c (0..3), half h: 16 elements of sub-block 2c (low
+// nibbles) and 16 of sub-block 2c+1 (high nibbles). 8 units per 256 elements.
+template <>
+struct unit<ggml_type::q4_k> {
+  static constexpr bool q8 = true;
+  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 8; }
+  struct w_t { int lo[4], hi[4]; float dsc_lo, dsc_hi, dm_lo, dm_hi; };
+  struct x_t { x16 a, b; float4 ds_a, ds_b; };  // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles)
+  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
+    const std::uint32_t b = u >> 3, c = (u >> 1) & 3, h = u & 1;
+    const std::uint8_t* blk = reinterpret_cast<const std::uint8_t*>(w.qs) +
+                              (static_cast<std::size_t>(row) * (w.cols / 256) + b) * 144;
+    const uint4 hd = ld16(blk);
+    const uint4 q = ld16(blk + 16 + 32 * c + 16 * h);
+    for (int i = 0; i < 4; ++i) {
+      o.lo[i] = word(q, i) & 0x0F0F0F0F;
+      o.hi[i] = (word(q, i) >> 4) & 0x0F0F0F0F;
+    }
+    const float d = half_bits_to_float(static_cast<std::uint16_t>(hd.x & 0xFFFF));
+    const float dmin = half_bits_to_float(static_cast<std::uint16_t>(hd.x >> 16));
+    int sc0, m0, sc1, m1;
+    k4_sc_m(hd, 2 * c, sc0, m0);
+    k4_sc_m(hd, 2 * c + 1, sc1, m1);
+    o.dsc_lo = __fmul_rn(d, static_cast<float>(sc0));
+    o.dsc_hi = __fmul_rn(d, static_cast<float>(sc1));
+    // The min term covers a whole 32-element sub-block: only the h = 0 unit adds it.
+    o.dm_lo = h == 0 ? __fmul_rn(dmin, static_cast<float>(m0)) : 0.0f;
+    o.dm_hi = h == 0 ? __fmul_rn(dmin, static_cast<float>(m1)) : 0.0f;
+  }
+  __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
+    const std::uint32_t b = u >> 3, c = (u >> 1) & 3, h = u & 1;
+    const std::uint32_t qb = b * 8 + 2 * c;
+    const std::size_t base = xq_off(x, col);
+    load_x16(x, base + qb * 32 + 16 * h, o.a);
+    load_x16(x, base + (qb + 1) * 32 + 16 * h, o.b);
+    o.ds_a = xds(x, col, qb);
+    o.ds_b = xds(x, col, qb + 1);
+  }
+  __device__ static float dot(const w_t& w, const x_t& x) {
+    const float s = __fmaf_rn(w.dsc_lo, dot16(w.lo, x.a, x.ds_a.x, x.ds_a.z), __fmul_rn(w.dsc_hi, dot16(w.hi, x.b, x.ds_b.x, x.ds_b.z)));
+    const float m = __fmaf_rn(w.dm_lo, __fadd_rn(x.ds_a.y, x.ds_a.w), __fmul_rn(w.dm_hi, __fadd_rn(x.ds_b.y, x.ds_b.w)));
+    return __fsub_rn(s, m);
+  }
+};
+
+// Q5_K: Q4_K plus a fifth bit per element from qh[32] (bit j of qh[l] for sub-block j).
+template <>
+struct unit<ggml_type::q5_k> {
+  static constexpr bool q8 = true;
+  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 8; }
+  using w_t = unit<ggml_type::q4_k>::w_t;
+  using x_t = unit<ggml_type::q4_k>::x_t;
+  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
+    const std::uint32_t b = u >> 3, c = (u >> 1) & 3, h = u & 1;
+    const std::uint8_t* blk = reinterpret_cast<const std::uint8_t*>(w.qs) +
+                              (static_cast<std::size_t>(row) * (w.cols / 256) + b) * 176;
+    const uint4 hd = ld16(blk);
+    const uint4 qh = ld16(blk + 16 + 16 * h);
+    const uint4 q = ld16(blk + 48 + 32 * c + 16 * h);
+    for (int i = 0; i < 4; ++i) {
+      const int hb = word(qh, i);
+      o.lo[i] = (word(q, i) & 0x0F0F0F0F) | (((hb >> (2 * c)) & 0x01010101) << 4);
+      o.hi[i] = ((word(q, i) >> 4) & 0x0F0F0F0F) | (((hb >> (2 * c + 1)) & 0x01010101) << 4);
+    }
+    const float d = half_bits_to_float(static_cast<std::uint16_t>(hd.x & 0xFFFF));
+    const float dmin = half_bits_to_float(static_cast<std::uint16_t>(hd.x >> 16));
+    int sc0, m0, sc1, m1;
+    k4_sc_m(hd, 2 * c, sc0, m0);
+    k4_sc_m(hd, 2 * c + 1, sc1, m1);
+    o.dsc_lo = __fmul_rn(d, static_cast<float>(sc0));
+    o.dsc_hi = __fmul_rn(d, static_cast<float>(sc1));
+    o.dm_lo = h == 0 ? __fmul_rn(dmin, static_cast<float>(m0)) : 0.0f;
+    o.dm_hi = h == 0 ? __fmul_rn(dmin, static_cast<float>(m1)) : 0.0f;
+  }
+  __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
+    unit<ggml_type::q4_k>::load_x(x, col, u, o);
+  }
+  __device__ static float dot(const w_t& w, const x_t& x) { return unit<ggml_type::q4_k>::dot(w, x); }
+};
+
+// Q6_K (split layout): unit = half n (0/1) of super-block b, 16-element slice h: three 16-byte loads
+// (ql at 64n+16h, ql at 64n+32+16h, qh at 128+32n+16h) give 4 groups g of 16 elements at
+// 128n+32g+16h, each with its own int8 scale sc[8n+h+2g]. 4 units per 256 elements.
+template <>
+struct unit<ggml_type::q6_k> {
+  static constexpr bool q8 = true;
+  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 4; }
+  struct w_t { int q[4][4]; float dsc[4]; };
+  struct x_t { x16 q[4]; float dh[4], dl[4]; };
+  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
+    const std::uint32_t b = u >> 2, n = (u >> 1) & 1, h = u & 1;
+    const std::size_t blk_index = static_cast<std::size_t>(row) * (w.cols / 256) + b;
+    const std::uint8_t* base = reinterpret_cast<const std::uint8_t*>(w.qs) + blk_index * 192;
+    const uint4 A = ld16(base + 64 * n + 16 * h);
+    const uint4 B = ld16(base + 64 * n + 32 + 16 * h);
+    const uint4 H = ld16(base + 128 + 32 * n + 16 * h);
+    const uint2 sc8 = __ldg(reinterpret_cast<const uint2*>(w.aux + blk_index * 16 + 8 * n));
+    const float d = half_bits_to_float(__ldg(w.d + blk_index));
+    for (int i = 0; i < 4; ++i) {
+      const int a = word(A, i), bq = word(B, i), hh = word(H, i);
+      const int v0 = (a & 0x0F0F0F0F) | ((hh << 4) & 0x30303030);
+      const int v1 = (bq & 0x0F0F0F0F) | ((hh << 2) & 0x30303030);
+      const int v2 = ((a >> 4) & 0x0F0F0F0F) | (hh & 0x30303030);
+      const int v3 = ((bq >> 4) & 0x0F0F0F0F) | ((hh >> 2) & 0x30303030);
+      // Per-byte v - 32 without borrows between bytes: set bit 7, subtract, flip bit 7 back.
+      o.q[0][i] = ((v0 | 0x80808080) - 0x20202020) ^ 0x80808080;
+      o.q[1][i] = ((v1 | 0x80808080) - 0x20202020) ^ 0x80808080;
+      o.q[2][i] = ((v2 | 0x80808080) - 0x20202020) ^ 0x80808080;
+      o.q[3][i] = ((v3 | 0x80808080) - 0x20202020) ^ 0x80808080;
+    }
+    for (int g = 0; g < 4; ++g) {
+      const int k = static_cast<int>(h) + 2 * g;  // byte of sc8
+      const std::uint32_t wd = k < 4 ? sc8.x : sc8.y;
+      const int sc = static_cast<int>(static_cast<std::int8_t>((wd >> (8 * (k & 3))) & 0xFF));
+      o.dsc[g] = __fmul_rn(d, static_cast<float>(sc));
+    }
+  }
+  __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
+    const std::uint32_t b = u >> 2, n = (u >> 1) & 1, h = u & 1;
+    const std::size_t base = xq_off(x, col);
+    for (int g = 0; g < 4; ++g) {
+      const std::uint32_t qb = b * 8 + 4 * n + g;
+      load_x16(x, base + qb * 32 + 16 * h, o.q[g]);
+      const float4 d = xds(x, col, qb);
+      o.dh[g] = d.x;
+      o.dl[g] = d.z;
+    }
+  }
+  __device__ static float dot(const w_t& w, const x_t& x) {
+    float s = 0.0f;
+    for (int g = 0; g < 4; ++g) s = __fmaf_rn(w.dsc[g], dot16(w.q[g], x.q[g], x.dh[g], x.dl[g]), s);
+    return s;
+  }
+};
+
+// Q8_0 (split layout): unit = one 32-element block.
+template <>
+struct unit<ggml_type::q8_0> {
+  static constexpr bool q8 = true;
+  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 32; }
+  struct w_t { int q[8]; float d; };
+  struct x_t { x16 a, b; float4 ds; };
+  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
+    const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / 32) + u;
+    const uint4 a = ld16(w.qs + bi * 32), b = ld16(w.qs + bi * 32 + 16);
+    for (int i = 0; i < 4; ++i) {
+      o.q[i] = word(a, i);
+      o.q[4 + i] = word(b, i);
+    }
+    o.d = half_bits_to_float(__ldg(w.d + bi));
+  }
+  __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
+    const std::size_t base = xq_off(x, col) + u * 32;
+    load_x16(x, base, o.a);
+    load_x16(x, base + 16, o.b);
+    o.ds = xds(x, col, u);
+  }
+  __device__ static float dot(const w_t& w, const x_t& x) {
+    int ih = 0, il = 0;
+    for (int i = 0; i < 4; ++i) {
+      ih = dp4a(w.q[i], x.a.h[i], ih);
+      il = dp4a(w.q[i], x.a.l[i], il);
+    }
+    for (int i = 0; i < 4; ++i) {
+      ih = dp4a(w.q[4 + i], x.b.h[i], ih);
+      il = dp4a(w.q[4 + i], x.b.l[i], il);
+    }
+    return __fmul_rn(w.d, __fmaf_rn(x.ds.x, static_cast<float>(ih), __fmul_rn(x.ds.z, static_cast<float>(il))));
+  }
+};
+
+// Q4_0 (split layout): unit = one block; q - 8 folded in as d·(dx·Σq·x - 8·s).
+template <>
+struct unit<ggml_type::q4_0> {
+  static constexpr bool q8 = true;
+  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 32; }
+  struct w_t { int lo[4], hi[4]; float d; };
+  struct x_t { x16 a, b; float4 ds; };
+  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
+    const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / 32) + u;
+    const uint4 q = ld16(w.qs + bi * 16);
+    for (int i = 0; i < 4; ++i) {
+      o.lo[i] = word(q, i) & 0x0F0F0F0F;
+      o.hi[i] = (word(q, i) >> 4) & 0x0F0F0F0F;
+    }
+    o.d = half_bits_to_float(__ldg(w.d + bi));
+  }
+  __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
+    const std::size_t base = xq_off(x, col) + u * 32;
+    load_x16(x, base, o.a);
+    load_x16(x, base + 16, o.b);
+    o.ds = xds(x, col, u);
+  }
+  // d·(Σ q·x − off·Σx) with the offset folded in through s = d·Σq of each level.
+  __device__ static float dot_offset(const w_t& w, const x_t& x, float off) {
+    int ih = 0, il = 0;
+    for (int i = 0; i < 4; ++i) {
+      ih = dp4a(w.lo[i], x.a.h[i], ih);
+      il = dp4a(w.lo[i], x.a.l[i], il);
+    }
+    for (int i = 0; i < 4; ++i) {
+      ih = dp4a(w.hi[i], x.b.h[i], ih);
+      il = dp4a(w.hi[i], x.b.l[i], il);
+    }
+    const float v = __fmaf_rn(x.ds.x, static_cast<float>(ih), __fmul_rn(x.ds.z, static_cast<float>(il)));
+    return __fmul_rn(w.d, __fsub_rn(v, __fmul_rn(off, __fadd_rn(x.ds.y, x.ds.w))));
+  }
+  __device__ static float dot(const w_t& w, const x_t& x) { return dot_offset(w, x, 8.0f); }
+};
+
+// Spreads bits 0..3 of v to bit 4 of bytes 0..3 (no carries: partial products never overlap).
+__device__ __forceinline__ int spread4_to_bit4(std::uint32_t v) {
+  return static_cast<int>((((v & 0xF) * 0x00204081u) & 0x01010101u) << 4);
+}
+
+// Q5_0 (split layout): unit = one block; q - 16 folded in like Q4_0.
+template <>
+struct unit<ggml_type::q5_0> {
+  static constexpr bool q8 = true;
+  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 32; }
+  using w_t = unit<ggml_type::q4_0>::w_t;
+  using x_t = unit<ggml_type::q4_0>::x_t;
+  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
+    const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / 32) + u;
+    const uint4 q = ld16(w.qs + bi * 16);
+    const std::uint32_t qh = __ldg(reinterpret_cast<const std::uint32_t*>(w.aux) + bi);
+    for (int i = 0; i < 4; ++i) {
+      o.lo[i] = (word(q, i) & 0x0F0F0F0F) | spread4_to_bit4(qh >> (4 * i));
+      o.hi[i] = ((word(q, i) >> 4) & 0x0F0F0F0F) | spread4_to_bit4(qh >> (16 + 4 * i));
+    }
+    o.d = half_bits_to_float(__ldg(w.d + bi));
+  }
+  __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
+    unit<ggml_type::q4_0>::load_x(x, col, u, o);
+  }
+  __device__ static float dot(const w_t& w, const x_t& x) { return unit<ggml_type::q4_0>::dot_offset(w, x, 16.0f); }
+};
+
+// Float weights: unit = 16 bytes (8 halves or 4 floats) against fp32 activations, summed in order.
+template <ggml_type T>
+struct float_unit {
+  static constexpr bool q8 = false;
+  static constexpr int per = T == ggml_type::f32 ? 4 : 8;  // elements per unit
+  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / per; }
+  struct w_t { float v[per]; };
+  struct x_t { float v[per]; };
+  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
+    const std::size_t e = static_cast<std::size_t>(row) * w.cols + static_cast<std::size_t>(u) * per;
+    if constexpr (T == ggml_type::f32) {
+      const float4 a = __ldg(reinterpret_cast<const float4*>(w.qs) + e / 4);
+      o.v[0] = a.x; o.v[1] = a.y; o.v[2] = a.z; o.v[3] = a.w;
+    } else {
+      const uint4 a = ld16(w.qs + e * 2);
+      for (int i = 0; i < 4; ++i) {
+        const std::uint32_t p = static_cast<std::uint32_t>(word(a, i));
+        if constexpr (T == ggml_type::f16) {
+          o.v[2 * i] = half_bits_to_float(static_cast<std::uint16_t>(p & 0xFFFF));
+          o.v[2 * i + 1] = half_bits_to_float(static_cast<std::uint16_t>(p >> 16));
+        } else {
+          o.v[2 * i] = __uint_as_float(p << 16);
+          o.v[2 * i + 1] = __uint_as_float(p & 0xFFFF0000u);
+        }
+      }
+    }
+  }
+  __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
+    const float4* p = reinterpret_cast<const float4*>(x.f32 + static_cast<std::size_t>(col) * x.ld_f32 + u * per);
+    for (int i = 0; i < per / 4; ++i) {
+      const float4 a = __ldg(p + i);
+      o.v[4 * i] = a.x; o.v[4 * i + 1] = a.y; o.v[4 * i + 2] = a.z; o.v[4 * i + 3] = a.w;
+    }
+  }
+  __device__ static float dot(const w_t& w, const x_t& x) {
+    float s = __fmul_rn(w.v[0], x.v[0]);
+    for (int i = 1; i < per; ++i) s = __fmaf_rn(w.v[i], x.v[i], s);
+    return s;
+  }
+};
+template <> struct unit<ggml_type::f16> : float_unit<ggml_type::f16> {};
+template <> struct unit<ggml_type::bf16> : float_unit<ggml_type::bf16> {};
+template <> struct unit<ggml_type::f32> : float_unit<ggml_type::f32> {};
+
+}  // namespace worker::gpu::mv

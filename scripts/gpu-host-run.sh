@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# What runs on the GPU test host (no CAF/ZeroMQ/spdlog there, no network): unpacks the bundle made by
+# scripts/bundle.sh, runs every GPU test with WORKER_ORCD_REQUIRE_GPU=1 (a missing GPU fails), a reduced
+# compute-sanitizer memcheck pass, then — when worker-orcd and the tokenizer are present — generates the
+# synthetic qwen2.5-7b models under /tmp and benchmarks them. Logs go to $OUT (at most 8 files).
+#
+# usage: scripts/gpu-host-run.sh BUNDLE(.tar.xz or dir) OUT_DIR [--tokenizer-tar FILE.tar.xz] [--skip-tests]
+#        [--skip-sanitizer] [--skip-bench] [--tests REGEX] [--bench-models "q4_k_m q8_0 f16"] [--full-test]
+#        [--profile]
+# --full-test runs gpu_engine_full_test (CPU vs CUDA engine on the generated 7B files) after the bench;
+# --profile times every kernel of one decode step of the Q4_K_M model with ncu (one replay per kernel).
+# The tokenizer tarball holds the Qwen tokenizer.json + tokenizer_config.json (git-ignored npm files).
+set -uo pipefail
+
+bundle=$1
+out=$2
+shift 2
+tok_xz=""
+skip_tests=0
+skip_san=0
+skip_bench=0
+test_re='.'
+models="q4_k_m q8_0 f16"
+full_test=0
+profile=0
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --tokenizer-tar) tok_xz=$2; shift 2 ;;
+    --skip-tests) skip_tests=1; shift ;;
+    --skip-sanitizer) skip_san=1; shift ;;
+    --skip-bench) skip_bench=1; shift ;;
+    --tests) test_re=$2; shift 2 ;;
+    --bench-models) models=$2; shift 2 ;;
+    --full-test) full_test=1; shift ;;
+    --profile) profile=1; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+mkdir -p "$out"
+if [[ -f $bundle ]]; then
+  dir=/tmp/worker-bundle
+  rm -rf "$dir" && mkdir -p "$dir" && tar -C "$dir" -xJf "$bundle"
+  bundle=$dir
+fi
+export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export WORKER_ORCD_REQUIRE_GPU=1
+tokdir=/tmp/worker-tok
+if [[ -n $tok_xz ]]; then
+  mkdir -p "$tokdir" && tar -C "$tokdir" -xJf "$tok_xz"
+  export WORKER_ORCD_QWEN_TOKENIZER=$tokdir/tokenizer.json
+fi
+summary=$out/summary.txt
+: >"$summary"
+say() { echo "$*" | tee -a "$summary"; }
+
+say "== host: $(date -u +%FT%TZ) $(hostname)"
+nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm,clocks.max.sm,driver_version --format=csv | tee -a "$summary"
+nvidia-smi --query-compute-apps=pid,name,used_memory --format=csv | tee -a "$summary"
+
+status=0
+if [[ $skip_tests -eq 0 ]]; then
+  say "== GPU tests"
+  for t in "$bundle"/bin/gpu_*_test; do
+    name=$(basename "$t")
+    [[ $name =~ $test_re ]] || continue
+    [[ $name == gpu_engine_full_test ]] && continue  # needs the 7B files: runs after the bench
+    start=$(date +%s)
+    timeout 420 "$t" >>"$out/tests.log" 2>&1
+    rc=$?
+    say "$(printf '%-28s rc=%d %4ds' "$name" "$rc" "$(( $(date +%s) - start ))")"
+    [[ $rc -ne 0 ]] && status=1
+  done
+fi
+
+if [[ $skip_bench -eq 0 && -x $bundle/bin/worker-orcd && -n $tok_xz ]]; then
+  say "== synthetic models + bench"
+  for m in $models; do
+    f=/tmp/qwen2.5-7b-$m.gguf
+    if [[ ! -f $f ]]; then
+      start=$(date +%s)
+      "$bundle/bin/worker-orcd" synth --preset qwen2.5-7b --weights "$m" --tokenizer "$tokdir/tokenizer.json" \
+        --seed 1 --out "$f" >>"$out/bench.log" 2>&1 || { say "synth $m failed"; status=1; continue; }
+      say "synth $m: $(( $(date +%s) - start ))s, $(du -h "$f" | cut -f1)"
+    fi
+    "$bundle/bin/worker-orcd" bench --model "$f" --device cuda:0 --prompt-tokens 512 --gen-tokens 128 \
+      --batch 1,4,16 --json >>"$out/bench.json" 2> >(tee -a "$out/bench.log" >&2) || { say "bench $m failed"; status=1; }
+  done
+fi
+if [[ $profile -eq 1 && -f /tmp/qwen2.5-7b-q4_k_m.gguf ]] && command -v ncu >/dev/null; then
+  say "== ncu: kernels of one decode step (Q4_K_M, batch 1, no graph)"
+  ncu --clock-control none --print-units base --metrics gpu__time_duration.sum,dram__bytes_read.sum --csv \
+    "$bundle/bin/worker-orcd" bench --model /tmp/qwen2.5-7b-q4_k_m.gguf --device cuda:0 --prompt-tokens 16 \
+    --gen-tokens 3 --batch 1 --no-graphs >"$out/ncu.csv" 2>>"$out/bench.log"
+  python3 - "$out/ncu.csv" <<'PY' | tee -a "$summary"
+import csv, sys, collections, re
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
+hdr = rows[0]; rows = rows[1:]
+ki, ni, mi, vi, gi = (hdr.index(k) for k in ("ID", "Kernel Name", "Metric Name", "Metric Value", "Grid Size"))
+def short(n):
+    n = n.replace("(anonymous namespace)::", "")
+    m = re.search(r"([A-Za-z_0-9]+)(<[^(]*>)?\(", n)
+    base = m.group(1) if m else n[:40]
+    t = re.search(r"ggml_type\)(\d+), (\d+), (true|false)", n)
+    return base + (f"<{t.group(1)},{t.group(2)},{t.group(3)[0]}>" if t else "")
+launch = collections.OrderedDict()
+for r in rows:
+    d = launch.setdefault(r[ki], {"name": short(r[ni]), "grid": r[gi]})
+    d[r[mi]] = float(r[vi].replace(",", ""))
+ids = list(launch)
+last = max(i for i, k in enumerate(ids) if "gather_kernel" in launch[k]["name"])
+step = [launch[k] for k in ids[last:]]
+tot = collections.defaultdict(lambda: [0, 0.0, 0.0])
+for d in step:
+    t = tot[d["name"] + " " + d["grid"]]; t[0] += 1; t[1] += d.get("gpu__time_duration.sum", 0); t[2] += d.get("dram__bytes_read.sum", 0)
+all_ns = sum(v[1] for v in tot.values()); all_b = sum(v[2] for v in tot.values())
+print(f"decode step (ncu, serialized, caches flushed): {len(step)} kernels, {all_ns/1e3:.1f} us, {all_b/1e9:.3f} GB read ({all_b/all_ns:.0f} GB/s)")
+for n, (c, ns, b) in sorted(tot.items(), key=lambda x: -x[1][1])[:16]:
+    print(f"  {n[:56]:56s} x{c:4d} {ns/1e3:8.1f} us {b/1e6:8.1f} MB {b/max(ns,1):6.0f} GB/s")
+PY
+fi
+
+if [[ $full_test -eq 1 && -x $bundle/bin/gpu_engine_full_test ]]; then
+  say "== full-size 7B: CUDA vs CPU engine"
+  files=""
+  for m in $models; do [[ -f /tmp/qwen2.5-7b-$m.gguf ]] && files="$files /tmp/qwen2.5-7b-$m.gguf"; done
+  start=$(date +%s)
+  WORKER_ORCD_FULL_MODELS="$files" timeout ${FULL_TEST_TIMEOUT:-900} "$bundle/bin/gpu_engine_full_test" >>"$out/tests.log" 2>&1
+  rc=$?
+  say "$(printf '%-28s rc=%d %4ds' gpu_engine_full_test "$rc" "$(( $(date +%s) - start ))")"
+  grep -A2 "warning:" "$out/tests.log" | grep "gguf:" | tee -a "$summary"
+  [[ $rc -ne 0 ]] && status=1
+fi
+
+if [[ $skip_san -eq 0 ]] && command -v compute-sanitizer >/dev/null; then
+  say "== compute-sanitizer memcheck (reduced: WORKER_ORCD_GPU_TEST_REDUCED=1)"
+  for t in "$bundle"/bin/gpu_*_test; do
+    name=$(basename "$t")
+    [[ $name =~ $test_re ]] || continue
+    [[ $name == gpu_engine_full_test ]] && continue
+    args=()
+    # The engine test under memcheck: one case (CUDA graph vs direct launches) keeps it short.
+    [[ $name == gpu_engine_test ]] && args=("CUDA graph replay*")
+    WORKER_ORCD_GPU_TEST_REDUCED=1 timeout 240 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 3 \
+      "$t" "${args[@]}" >>"$out/sanitizer.log" 2>&1
+    rc=$?
+    say "$(printf 'memcheck %-28s rc=%d' "$name" "$rc")"
+    [[ $rc -ne 0 ]] && status=1
+  done
+fi
+
+say "== done, status $status"
+exit $status

@@ -1,0 +1,342 @@
+// The non-matvec kernels against the CPU reference ops (cpu/, model/quant.hpp), over shape sweeps that
+// include the Qwen2.5-7B shapes (d_model 3584, 28/4 heads of 128, FFN 18944, vocab 152064):
+// - embedding gather and fp16 dequantization tiles: every type, exact against model::dequantize_row
+//   (gather: bit-identical fp32; tile: the CPU value rounded to fp16, bit-identical);
+// - RMSNorm (+ residual, fp32/fp16/two-level int8 outputs): fp32 output within 2 ulp of cpu::rmsnorm
+//   (only the double sum's order differs), int8 levels within half a step of it;
+// - RoPE + KV store: Q bit-identical to cpu::rope_heads with the same angle table, K/V equal to the CPU
+//   values rounded to fp16;
+// - attention (split-KV, GQA, several splits): |Δ| ≤ 1e-4·max|v| + 1e-5 against cpu::attention_head run
+//   on the same fp16 K/V (fp32 vs fp32 with a different summation order);
+// - prefill GEMM (cuBLAS on dequantized fp16 tiles): |Δ| ≤ 2e-3·Σ|w·x| against fp64 on the fp16-rounded
+//   operands (fp16 tiles of Q4_K etc. round the weights, which the reference reproduces exactly).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "cpu/attention.hpp"
+#include "cpu/norm.hpp"
+#include "cpu/rope.hpp"
+#include "gpu/attention.cuh"
+#include "gpu/dequant.cuh"
+#include "gpu/gemm.cuh"
+#include "gpu/norm.cuh"
+#include "gpu/rope.cuh"
+#include "tests/gpu/gpu_test_support.hpp"
+
+using namespace worker;
+using namespace worker::gpu;
+using namespace worker::gpu::test;
+using model::ggml_type;
+
+namespace {
+
+const ggml_type k_types[] = {ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k, ggml_type::q8_0, ggml_type::q4_0,
+                             ggml_type::q5_0, ggml_type::f16,  ggml_type::bf16, ggml_type::f32};
+
+float half_round(float v) { return model::fp16_to_fp32(model::fp32_to_fp16(v)); }
+__half to_half(std::uint16_t bits) {
+  __half_raw r;
+  r.x = bits;
+  return __half(r);
+}
+float half_value(const __half& h) { return model::fp16_to_fp32(__half_raw(h).x); }
+
+}  // namespace
+
+TEST_CASE("embedding gather and fp16 dequantization tiles equal the CPU dequantizer for every type", "[kernels]") {
+  std::uint64_t seed = 1;
+  for (const ggml_type type : k_types) {
+    for (const auto& [rows, cols] : {std::pair<std::size_t, std::size_t>{64, 256}, {300, 3584}}) {
+      INFO("type " << model::type_name(type) << " " << rows << "x" << cols);
+      const auto raw = random_blocks(type, rows, cols, ++seed);
+      const auto ref = dequantize_all(type, raw, rows, cols);
+      uploaded_matrix m = upload_matrix(type, rows, cols, raw);
+      const std::vector<std::int32_t> ids = {0, static_cast<std::int32_t>(rows - 1), 7, 7, 42, -1,
+                                             static_cast<std::int32_t>(rows)};
+      device_buffer<std::int32_t> dids(ids);
+      device_buffer<float> out(ids.size() * cols);
+      gather_rows_f32(m.m, dids.get(), static_cast<std::uint32_t>(ids.size()), out.get(), static_cast<std::uint32_t>(cols), nullptr);
+      const auto got = out.download();
+      for (std::size_t t = 0; t < ids.size(); ++t) {
+        for (std::size_t k = 0; k < cols; ++k) {
+          const float g = got[t * cols + k];
+          if (ids[t] < 0 || static_cast<std::size_t>(ids[t]) >= rows) {
+            REQUIRE(std::isnan(g));  // out-of-range ids never read outside the table
+          } else {
+            REQUIRE(g == ref[static_cast<std::size_t>(ids[t]) * cols + k]);
+          }
+        }
+      }
+      device_buffer<__half> tile(rows * cols);
+      dequantize_rows_f16(m.m, 1, static_cast<std::uint32_t>(rows - 1), tile.get(), nullptr);
+      const auto th = tile.download();
+      for (std::size_t i = 0; i < (rows - 1) * cols; ++i) {
+        REQUIRE(half_value(th[i]) == half_round(ref[cols + i]));
+      }
+    }
+  }
+}
+
+TEST_CASE("RMSNorm with residual matches cpu::rmsnorm and writes fp16 and int8 copies", "[kernels]") {
+  for (const std::uint32_t dim : {32u, 256u, 896u, 3584u, 8192u}) {
+    for (const std::uint32_t n : {1u, 5u, 16u}) {
+      INFO("dim " << dim << " rows " << n);
+      const auto h0 = random_normal(std::size_t{n} * dim, dim + n, 2.0f);
+      const auto delta = random_normal(std::size_t{n} * dim, dim * 3 + n);
+      auto w = random_normal(dim, 5);
+      for (auto& x : w) x = 1.0f + 0.2f * x;
+      device_buffer<float> dh(h0), dd(delta), dw(w), f32(std::size_t{n} * dim);
+      device_buffer<__half> f16(std::size_t{n} * dim);
+      device_buffer<std::int8_t> q8(std::size_t{n} * dim), q8lo(std::size_t{n} * dim);
+      device_buffer<float4> ds(std::size_t{n} * dim / 32);
+      rmsnorm_args a;
+      a.h = dh.get();
+      a.ldh = dim;
+      a.delta = dd.get();
+      a.ld_delta = dim;
+      a.weight = dw.get();
+      a.dim = dim;
+      a.n = n;
+      a.eps = 1e-6f;
+      a.out_f32 = f32.get();
+      a.ld_f32 = dim;
+      a.out_f16 = f16.get();
+      a.ld_f16 = dim;
+      a.out_q8 = q8.get();
+      a.out_q8_lo = q8lo.get();
+      a.ld_q8 = dim;
+      a.out_ds = ds.get();
+      a.ld_ds = dim / 32;
+      rmsnorm_fused(a, nullptr);
+      const auto gh = dh.download(), gf = f32.download();
+      const auto g16 = f16.download();
+      const auto gq = q8.download();
+      const auto gql = q8lo.download();
+      const auto gds = ds.download();
+      std::vector<float> hs(h0.size()), ref(h0.size());
+      for (std::size_t i = 0; i < h0.size(); ++i) hs[i] = h0[i] + delta[i];
+      cpu::rmsnorm_rows({dim, 1e-6f}, hs.data(), w.data(), ref.data(), n, dim);
+      for (std::size_t i = 0; i < h0.size(); ++i) {
+        REQUIRE(gh[i] == hs[i]);
+        REQUIRE(std::fabs(gf[i] - ref[i]) <= 2.4e-7f * std::fabs(ref[i]));
+        REQUIRE(half_value(g16[i]) == half_round(gf[i]));
+        const float4 d = gds[i / 32];
+        REQUIRE(std::fabs(d.x * gq[i] - gf[i]) <= 0.5001f * d.x + 1e-12f);
+        // Two levels: within half a low-level step of the fp32 value.
+        REQUIRE(std::fabs(d.x * gq[i] + d.z * gql[i] - gf[i]) <= 0.5001f * d.z + 1e-6f * std::fabs(gf[i]) + 1e-12f);
+      }
+    }
+  }
+}
+
+TEST_CASE("RoPE NEOX + KV store equals cpu::rope_heads and writes fp16 K/V at each token's position", "[kernels]") {
+  struct cfg {
+    std::uint32_t n_head, n_head_kv, hd, n;
+  };
+  for (const cfg c : {cfg{8, 2, 32, 3}, cfg{28, 4, 128, 5}, cfg{64, 8, 64, 2}}) {
+    INFO("heads " << c.n_head << "/" << c.n_head_kv << " hd " << c.hd);
+    cpu::rope_params rp;
+    rp.n_dims = c.hd;
+    rp.freq_base = 1e6f;
+    const std::uint32_t positions = 5000;
+    std::vector<float2> table(std::size_t{positions} * c.hd / 2);
+    std::vector<float> cs(c.hd / 2), sn(c.hd / 2);
+    for (std::uint32_t p = 0; p < positions; ++p) {
+      cpu::rope_angles(rp, p, cs.data(), sn.data());
+      for (std::uint32_t i = 0; i < c.hd / 2; ++i) table[std::size_t{p} * c.hd / 2 + i] = make_float2(cs[i], sn[i]);
+    }
+    const std::uint32_t qd = c.n_head * c.hd, kvd = c.n_head_kv * c.hd, cap = positions;
+    const auto q = random_normal(std::size_t{c.n} * qd, 1), k = random_normal(std::size_t{c.n} * kvd, 2),
+               v = random_normal(std::size_t{c.n} * kvd, 3), bq = random_normal(qd, 4), bk = random_normal(kvd, 5),
+               bv = random_normal(kvd, 6);
+    const std::vector<std::int32_t> pos = [&] {
+      std::vector<std::int32_t> p;
+      for (std::uint32_t t = 0; t < c.n; ++t) p.push_back(static_cast<std::int32_t>(t * 997 % positions));
+      return p;
+    }();
+    const std::uint32_t layer = 1, n_layer = 2;
+    device_buffer<__half> cache(kv_seq_elems({n_layer, c.n_head_kv, c.hd}, cap));
+    std::vector<kv_seq_desc> seqs(1);
+    seqs[0].base = cache.get();
+    seqs[0].capacity = static_cast<std::int32_t>(cap);
+    device_buffer<kv_seq_desc> dseq(seqs);
+    device_buffer<std::int32_t> dtok(std::vector<std::int32_t>(c.n, 0)), dpos(pos);
+    device_buffer<float> dq(q), dk(k), dv(v), dbq(bq), dbk(bk), dbv(bv);
+    device_buffer<float2> dt(table);
+    rope_kv_args a;
+    a.q = dq.get();
+    a.ldq = qd;
+    a.k = dk.get();
+    a.ldk = kvd;
+    a.v = dv.get();
+    a.ldv = kvd;
+    a.q_bias = dbq.get();
+    a.k_bias = dbk.get();
+    a.v_bias = dbv.get();
+    a.cos_sin = dt.get();
+    a.table_positions = positions;
+    a.seqs = dseq.get();
+    a.token_seq = dtok.get();
+    a.token_pos = dpos.get();
+    a.layer = layer;
+    a.n = c.n;
+    a.n_head = c.n_head;
+    a.n_head_kv = c.n_head_kv;
+    a.head_dim = c.hd;
+    a.n_rot = c.hd;
+    rope_qk_store_kv(a, nullptr);
+    const auto gq = dq.download();
+    const auto gc = cache.download();
+    for (std::uint32_t t = 0; t < c.n; ++t) {
+      std::vector<float> rq(q.begin() + t * qd, q.begin() + (t + 1) * qd), rk(k.begin() + t * kvd, k.begin() + (t + 1) * kvd);
+      for (std::uint32_t i = 0; i < qd; ++i) rq[i] += bq[i];
+      for (std::uint32_t i = 0; i < kvd; ++i) rk[i] += bk[i];
+      cpu::rope_heads(rp, pos[t], rq.data(), c.n_head, c.hd);
+      cpu::rope_heads(rp, pos[t], rk.data(), c.n_head_kv, c.hd);
+      for (std::uint32_t i = 0; i < qd; ++i) REQUIRE(gq[t * qd + i] == rq[i]);
+      for (std::uint32_t g = 0; g < c.n_head_kv; ++g) {
+        for (std::uint32_t d = 0; d < c.hd; ++d) {
+          const std::size_t per_head = std::size_t{cap} * c.hd;
+          const std::size_t kidx = ((std::size_t{layer} * 2 + 0) * c.n_head_kv + g) * per_head + std::size_t(pos[t]) * c.hd + d;
+          const std::size_t vidx = ((std::size_t{layer} * 2 + 1) * c.n_head_kv + g) * per_head + std::size_t(pos[t]) * c.hd + d;
+          REQUIRE(half_value(gc[kidx]) == half_round(rk[g * c.hd + d]));
+          REQUIRE(half_value(gc[vidx]) == half_round(v[t * kvd + g * c.hd + d] + bv[g * c.hd + d]));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("split-KV attention matches cpu::attention_head over GQA shapes and several splits", "[kernels]") {
+  struct cfg {
+    std::uint32_t n_head, n_head_kv, hd, len;
+  };
+  std::vector<cfg> cfgs = {{8, 2, 32, 1}, {8, 2, 32, 300}, {28, 4, 128, 1}, {28, 4, 128, 257}, {28, 4, 128, 2100}, {64, 8, 64, 700}};
+  if (!reduced_run()) cfgs.push_back({28, 4, 128, 8192});
+  for (const cfg c : cfgs) {
+    INFO("heads " << c.n_head << "/" << c.n_head_kv << " hd " << c.hd << " keys " << c.len);
+    const std::uint32_t kvd = c.n_head_kv * c.hd, qd = c.n_head * c.hd, cap = c.len + 3;
+    // K/V in the fp16 cache; the CPU reference reads the same values as fp32.
+    const auto kf = random_normal(std::size_t{c.len} * kvd, c.len), vf = random_normal(std::size_t{c.len} * kvd, c.len + 1);
+    std::vector<float> kr(kf.size()), vr(vf.size());
+    std::vector<__half> cache(kv_seq_elems({1, c.n_head_kv, c.hd}, cap));
+    for (std::uint32_t p = 0; p < c.len; ++p)
+      for (std::uint32_t g = 0; g < c.n_head_kv; ++g)
+        for (std::uint32_t d = 0; d < c.hd; ++d) {
+          const std::size_t i = std::size_t{p} * kvd + g * c.hd + d;
+          kr[i] = half_round(kf[i]);
+          vr[i] = half_round(vf[i]);
+          cache[(std::size_t{0} * c.n_head_kv + g) * cap * c.hd + std::size_t{p} * c.hd + d] = to_half(model::fp32_to_fp16(kf[i]));
+          cache[(std::size_t{1} * c.n_head_kv + g) * cap * c.hd + std::size_t{p} * c.hd + d] = to_half(model::fp32_to_fp16(vf[i]));
+        }
+    // Queries at the last position and at two earlier ones (causal: fewer keys).
+    const std::vector<std::int32_t> pos = {static_cast<std::int32_t>(c.len - 1), static_cast<std::int32_t>(c.len / 2),
+                                           0};
+    const auto q = random_normal(pos.size() * qd, 17);
+    device_buffer<__half> dc(cache);
+    std::vector<kv_seq_desc> seqs(1);
+    seqs[0].base = dc.get();
+    seqs[0].capacity = static_cast<std::int32_t>(cap);
+    device_buffer<kv_seq_desc> dseq(seqs);
+    device_buffer<std::int32_t> dqs(std::vector<std::int32_t>(pos.size(), 0)), dpos(pos);
+    device_buffer<float> dq(q);
+    const std::uint32_t split = c.len % 2 ? k_attn_split_decode : k_attn_split_prefill;  // both sizes
+    const std::uint32_t splits = attn_splits_for(cap, split);
+    device_buffer<float> po(pos.size() * c.n_head * splits * c.hd), out(pos.size() * qd);
+    device_buffer<float2> pml(pos.size() * c.n_head * splits);
+    attention_args a;
+    a.q = dq.get();
+    a.ldq = qd;
+    a.seqs = dseq.get();
+    a.query_seq = dqs.get();
+    a.query_pos = dpos.get();
+    a.layer = 0;
+    a.nq = static_cast<std::uint32_t>(pos.size());
+    a.n_head = c.n_head;
+    a.n_head_kv = c.n_head_kv;
+    a.head_dim = c.hd;
+    a.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+    a.split = split;
+    a.max_splits = splits;
+    a.partial_o = po.get();
+    a.partial_ml = pml.get();
+    a.out = out.get();
+    a.ldo = qd;
+    attention(a, nullptr);
+    const auto got = out.download();
+    cpu::attention_params ap;
+    ap.n_head = c.n_head;
+    ap.n_head_kv = c.n_head_kv;
+    ap.head_dim = c.hd;
+    ap.scale = a.scale;
+    const cpu::kv_view kv{kr.data(), vr.data(), kvd};
+    std::vector<float> scratch(c.len + 1), ref(qd);
+    for (std::size_t i = 0; i < pos.size(); ++i) {
+      cpu::attention_row(ap, &q[i * qd], pos[i], kv, ref.data(), scratch.data());
+      for (std::uint32_t j = 0; j < qd; ++j) REQUIRE(std::fabs(got[i * qd + j] - ref[j]) <= 1e-4f * 4.0f + 1e-5f);
+    }
+  }
+}
+
+TEST_CASE("prefill GEMM on dequantized fp16 tiles matches fp64 on the same operands", "[kernels]") {
+  device_context ctx(0);
+  struct cfg {
+    ggml_type t;
+    std::uint32_t rows, cols, n;
+  };
+  std::vector<cfg> cfgs = {{ggml_type::q4_k, 256, 512, 7},    {ggml_type::q6_k, 512, 3584, 64}, {ggml_type::q8_0, 3584, 3584, 33},
+                           {ggml_type::f16, 512, 3584, 512},  {ggml_type::bf16, 300, 256, 3},  {ggml_type::q5_0, 96, 1024, 17},
+                           {ggml_type::q4_0, 64, 256, 1},     {ggml_type::q5_k, 128, 768, 9},  {ggml_type::f32, 40, 64, 5}};
+  if (!reduced_run()) cfgs.push_back({ggml_type::q4_k, 18944, 3584, 512});
+  for (const cfg c : cfgs) {
+    INFO("type " << model::type_name(c.t) << " " << c.rows << "x" << c.cols << " tokens " << c.n);
+    const auto raw = random_blocks(c.t, c.rows, c.cols, c.rows + c.n);
+    const auto w = dequantize_all(c.t, raw, c.rows, c.cols);
+    uploaded_matrix m = upload_matrix(c.t, c.rows, c.cols, raw);
+    const auto x = random_normal(std::size_t{c.n} * c.cols, 3);
+    std::vector<__half> xh(x.size());
+    std::vector<float> xr(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const std::uint16_t b = model::fp32_to_fp16(x[i]);
+      xh[i] = to_half(b);
+      xr[i] = model::fp16_to_fp32(b);
+    }
+    const auto y0 = random_normal(std::size_t{c.n} * c.rows, 4);
+    device_buffer<__half> dx(xh), tile(std::size_t{1} << 22);
+    device_buffer<float> dy(y0);
+    gemm_args g;
+    g.w = m.m;
+    g.x = dx.get();
+    g.ldx = c.cols;
+    g.n = c.n;
+    g.y = dy.get();
+    g.ldy = c.rows;
+    g.accumulate = true;
+    g.tile = tile.get();
+    g.tile_elems = tile.size();
+    gemm_f16(ctx, g);
+    ctx.synchronize();
+    const auto got = dy.download();
+    std::vector<std::size_t> bad;
+    parallel_for(c.rows, [&](std::size_t r) {
+      for (std::uint32_t t = 0; t < c.n; ++t) {
+        double s = y0[std::size_t{t} * c.rows + r], mag = std::fabs(s);
+        for (std::uint32_t k = 0; k < c.cols; ++k) {
+          const double p = static_cast<double>(half_round(w[r * c.cols + k])) * xr[std::size_t{t} * c.cols + k];
+          s += p;
+          mag += std::fabs(p);
+        }
+        if (!(std::fabs(got[std::size_t{t} * c.rows + r] - s) <= 2e-3 * mag + 1e-6)) {
+          static std::mutex mu;
+          std::lock_guard lk(mu);
+          bad.push_back(r);
+        }
+      }
+    });
+    CHECK(bad.empty());
+  }
+}

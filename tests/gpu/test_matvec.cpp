@@ -1,0 +1,280 @@
+// Decode matvec kernels against fp64 references computed from the CPU dequantizer (model/quant.hpp),
+// for every weight type the CUDA engine supports, over a shape sweep that includes the full Qwen2.5-7B
+// shapes (3584², 18944×3584, 3584×18944 and the 152064×3584 output projection).
+//
+// Tolerances (stated, and why):
+// - quantized weights take two-level int8 activations (q8_act.cuh). Against a reference that uses the
+//   SAME activations (replicated on the CPU: x ≈ d_hi·q_hi + d_lo·q_lo), only fp32 rounding differs:
+//   |y - ref| ≤ 1e-5·Σ|w·x| per element (the fp32 summation error bound is ~1e-6 at these lengths;
+//   any indexing or unpacking mistake gives O(1) relative errors).
+// - against the fp32-activation reference (what the CPU engine computes), the activation error
+//   (≤ max|x|/64516 per element) must stay below ‖y - ref‖/‖ref‖ ≤ 2e-4 (over ≥ 64 outputs).
+// - float weights (F32 F16 BF16) take fp32 activations: |y - ref| ≤ 1e-5·Σ|w·x|.
+// Batch invariance: each column of a 1..16-column launch is bit-identical to the same column alone.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <vector>
+
+#include "gpu/matvec.cuh"
+#include "tests/gpu/gpu_test_support.hpp"
+
+namespace {
+
+using namespace worker::gpu;
+using namespace worker::gpu::test;
+using worker::model::ggml_type;
+
+struct shape {
+  std::size_t rows, cols;
+};
+
+// The CPU replica of quantize_q8 (two levels): x → d_hi·q_hi + d_lo·q_lo (as doubles) per block.
+std::vector<double> q8_dequantized(const std::vector<float>& x, std::size_t k) {
+  std::vector<double> out(x.size());
+  for (std::size_t b = 0; b < x.size() / 32; ++b) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
+    const float dh = amax / 127.0f;
+    float qh[32], r[32], rmax = 0.0f;
+    for (int i = 0; i < 32; ++i) {
+      qh[i] = dh == 0.0f ? 0.0f : std::nearbyint(x[b * 32 + i] / dh);
+      r[i] = x[b * 32 + i] - dh * qh[i];
+      rmax = std::max(rmax, std::fabs(r[i]));
+    }
+    const float dl = rmax / 127.0f;
+    for (int i = 0; i < 32; ++i) {
+      const float ql = dl == 0.0f ? 0.0f : std::nearbyint(r[i] / dl);
+      out[b * 32 + i] = static_cast<double>(dh) * qh[i] + static_cast<double>(dl) * ql;
+    }
+  }
+  (void)k;
+  return out;
+}
+
+struct reference {
+  std::vector<double> y;     // Σ w·x (x as the kernel sees it)
+  std::vector<double> mag;   // Σ |w·x|
+  std::vector<double> y_f32; // Σ w·x with the fp32 activations
+};
+
+reference compute_reference(const std::vector<float>& w, std::size_t rows, std::size_t cols,
+                            const std::vector<float>& x, std::size_t ncols, bool q8) {
+  reference r;
+  r.y.resize(rows * ncols);
+  r.mag.resize(rows * ncols);
+  r.y_f32.resize(rows * ncols);
+  std::vector<double> xs(x.size());
+  if (q8) {
+    xs = q8_dequantized(x, cols);
+  } else {
+    for (std::size_t i = 0; i < x.size(); ++i) xs[i] = x[i];
+  }
+  parallel_for(rows, [&](std::size_t m) {
+    const float* wr = &w[m * cols];
+    for (std::size_t c = 0; c < ncols; ++c) {
+      double s = 0, a = 0, f = 0;
+      for (std::size_t k = 0; k < cols; ++k) {
+        s += wr[k] * xs[c * cols + k];
+        a += std::fabs(wr[k] * xs[c * cols + k]);
+        f += static_cast<double>(wr[k]) * x[c * cols + k];
+      }
+      r.y[c * rows + m] = s;
+      r.mag[c * rows + m] = a;
+      r.y_f32[c * rows + m] = f;
+    }
+  });
+  return r;
+}
+
+struct activations {
+  device_buffer<float> f32;
+  device_buffer<std::int8_t> q8, q8_lo;
+  device_buffer<float4> ds;
+  matvec_x x;
+};
+
+activations make_activations(const std::vector<float>& x, std::size_t cols, std::size_t ncols) {
+  activations a{device_buffer<float>(x), device_buffer<std::int8_t>(cols * ncols), device_buffer<std::int8_t>(cols * ncols),
+                device_buffer<float4>(cols / 32 * ncols), {}};
+  a.x.f32 = a.f32.get();
+  a.x.ld_f32 = static_cast<std::uint32_t>(cols);
+  a.x.ncols = static_cast<std::uint32_t>(ncols);
+  if (cols % 32 == 0) {
+    quantize_q8(a.f32.get(), static_cast<std::uint32_t>(cols), static_cast<std::uint32_t>(cols),
+                static_cast<std::uint32_t>(ncols), a.q8.get(), a.q8_lo.get(), static_cast<std::uint32_t>(cols), a.ds.get(),
+                static_cast<std::uint32_t>(cols / 32), nullptr);
+    a.x.q8 = a.q8.get();
+    a.x.q8_lo = a.q8_lo.get();
+    a.x.ld_q8 = static_cast<std::uint32_t>(cols);
+    a.x.ds = a.ds.get();
+    a.x.ld_ds = static_cast<std::uint32_t>(cols / 32);
+  }
+  return a;
+}
+
+std::vector<shape> shapes_for(ggml_type t) {
+  const bool kq = t == ggml_type::q4_k || t == ggml_type::q5_k || t == ggml_type::q6_k;
+  std::vector<shape> s;
+  if (!kq) s.push_back({5, 64});
+  if (t == ggml_type::f16 || t == ggml_type::bf16 || t == ggml_type::f32) s.push_back({3, 8});
+  s.insert(s.end(), {{1, 256}, {3, 512}, {67, 1024}, {512, 3584}, {3584, 3584}, {18944, 3584}, {3584, 18944},
+                     {152064, 3584}});
+  if (reduced_run()) std::erase_if(s, [](const shape& x) { return x.rows * x.cols > (std::size_t{4} << 20); });
+  return s;
+}
+
+const ggml_type k_types[] = {ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k, ggml_type::q8_0, ggml_type::q4_0,
+                             ggml_type::q5_0, ggml_type::f16,  ggml_type::bf16, ggml_type::f32};
+
+}  // namespace
+
+TEST_CASE("matvec matches the fp64 reference for every weight type and shape, including full 7B shapes", "[matvec]") {
+  std::uint64_t seed = 1;
+  for (const ggml_type type : k_types) {
+    for (const shape sh : shapes_for(type)) {
+      const std::size_t ncols = sh.rows >= 100000 ? 1 : 2;  // two columns except on the huge output matrix
+      INFO("type " << worker::model::type_name(type) << " rows " << sh.rows << " cols " << sh.cols);
+      const auto raw = random_blocks(type, sh.rows, sh.cols, ++seed);
+      const auto w = dequantize_all(type, raw, sh.rows, sh.cols);
+      const auto x = random_normal(sh.cols * ncols, ++seed);
+      const bool q8 = matvec_uses_q8(type);
+      const reference ref = compute_reference(w, sh.rows, sh.cols, x, ncols, q8);
+
+      uploaded_matrix dm = upload_matrix(type, sh.rows, sh.cols, raw);
+      activations act = make_activations(x, sh.cols, ncols);
+      device_buffer<float> y(sh.rows * ncols);
+      const matvec_out out{dm.m, nullptr, y.get(), static_cast<std::uint32_t>(sh.rows), false};
+      matvec(std::span(&out, 1), act.x, nullptr);
+      const auto got = y.download();
+
+      std::size_t bad = 0;
+      double err2 = 0, ref2 = 0;
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        const double tol = 1e-5 * ref.mag[i] + 1e-7;
+        if (!(std::fabs(got[i] - ref.y[i]) <= tol)) {
+          if (bad < 5) WARN("element " << i << " got " << got[i] << " want " << ref.y[i] << " tol " << tol);
+          ++bad;
+        }
+        err2 += (got[i] - ref.y_f32[i]) * (got[i] - ref.y_f32[i]);
+        ref2 += ref.y_f32[i] * ref.y_f32[i];
+      }
+      CHECK(bad == 0);
+      // The norm ratio is only a stable statistic over many outputs (one dot product can cancel to ~0).
+      if (got.size() >= 64) {
+        const double rel = std::sqrt(err2 / ref2);
+        INFO("relative error vs the fp32-activation reference: " << rel);
+        CHECK(rel <= (q8 ? 2e-4 : 1e-5));
+      }
+    }
+  }
+}
+
+TEST_CASE("matvec columns are bit-identical alone and in batches of 2..16 (batch invariance)", "[matvec]") {
+  std::uint64_t seed = 1000;
+  for (const ggml_type type : k_types) {
+    INFO("type " << worker::model::type_name(type));
+    const std::size_t rows = 300, cols = 1024;
+    const auto raw = random_blocks(type, rows, cols, ++seed);
+    uploaded_matrix dm = upload_matrix(type, rows, cols, raw);
+    const auto x = random_normal(cols * 16, ++seed);
+    activations act = make_activations(x, cols, 16);
+    device_buffer<float> y(rows * 16);
+
+    auto run = [&](std::uint32_t first_col, std::uint32_t n) {
+      matvec_x xv = act.x;
+      xv.f32 += static_cast<std::size_t>(first_col) * cols;
+      if (xv.q8) {
+        xv.q8 += static_cast<std::size_t>(first_col) * cols;
+        xv.q8_lo += static_cast<std::size_t>(first_col) * cols;
+        xv.ds += static_cast<std::size_t>(first_col) * cols / 32;
+      }
+      xv.ncols = n;
+      const matvec_out out{dm.m, nullptr, y.get(), static_cast<std::uint32_t>(rows), false};
+      matvec(std::span(&out, 1), xv, nullptr);
+      return y.download();
+    };
+    std::vector<std::vector<float>> alone(16);
+    for (std::uint32_t c = 0; c < 16; ++c) {
+      auto v = run(c, 1);
+      alone[c].assign(v.begin(), v.begin() + rows);
+    }
+    for (const std::uint32_t n : {2u, 3u, 4u, 5u, 8u, 11u, 16u}) {
+      const auto v = run(0, n);
+      for (std::uint32_t c = 0; c < n; ++c) {
+        INFO("batch " << n << " column " << c);
+        CHECK(std::memcmp(&v[c * rows], alone[c].data(), rows * sizeof(float)) == 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("matvec fuses bias and residual, runs 3 weights in one launch, and fuses SwiGLU", "[matvec]") {
+  for (const ggml_type type : {ggml_type::q4_k, ggml_type::q8_0, ggml_type::f16, ggml_type::q6_k}) {
+    INFO("type " << worker::model::type_name(type));
+    const std::size_t cols = 512, ncols = 3;
+    const std::size_t rows[3] = {256, 64, 96};
+    std::vector<std::vector<std::uint8_t>> raws;
+    std::vector<uploaded_matrix> dms;
+    for (int s = 0; s < 3; ++s) {
+      raws.push_back(random_blocks(type, rows[s], cols, 77 + s));
+      dms.push_back(upload_matrix(type, rows[s], cols, raws.back()));
+    }
+    const auto x = random_normal(cols * ncols, 5);
+    activations act = make_activations(x, cols, ncols);
+    std::vector<device_buffer<float>> ys, biases;
+    std::vector<std::vector<float>> y0s, bs;
+    matvec_out outs[3];
+    for (int s = 0; s < 3; ++s) {
+      y0s.push_back(random_normal(rows[s] * ncols, 10 + s));
+      bs.push_back(random_normal(rows[s], 20 + s));
+      ys.emplace_back(y0s.back());
+      biases.emplace_back(bs.back());
+      outs[s] = {dms[s].m, s != 1 ? biases[s].get() : nullptr, ys[s].get(), static_cast<std::uint32_t>(rows[s]), s != 2};
+    }
+    matvec(std::span(outs, 3), act.x, nullptr);
+    for (int s = 0; s < 3; ++s) {
+      INFO("segment " << s);
+      const auto w = dequantize_all(type, raws[s], rows[s], cols);
+      const reference ref = compute_reference(w, rows[s], cols, x, ncols, matvec_uses_q8(type));
+      const auto got = ys[s].download();
+      for (std::size_t c = 0; c < ncols; ++c)
+        for (std::size_t m = 0; m < rows[s]; ++m) {
+          const std::size_t i = c * rows[s] + m;
+          double want = ref.y[i] + (s != 1 ? bs[s][m] : 0.0) + (s != 2 ? y0s[s][i] : 0.0);
+          REQUIRE(std::fabs(got[i] - want) <= 1e-5 * (ref.mag[i] + std::fabs(want)) + 1e-6);
+        }
+    }
+    // SwiGLU: gate = matrix 0, up = a second matrix of the same shape.
+    const auto raw_up = random_blocks(type, rows[0], cols, 99);
+    uploaded_matrix up = upload_matrix(type, rows[0], cols, raw_up);
+    device_buffer<float> ysw(rows[0] * ncols);
+    matvec_swiglu(dms[0].m, up.m, act.x, ysw.get(), static_cast<std::uint32_t>(rows[0]), nullptr);
+    const auto got = ysw.download();
+    const auto wg = dequantize_all(type, raws[0], rows[0], cols);
+    const auto wu = dequantize_all(type, raw_up, rows[0], cols);
+    const reference rg = compute_reference(wg, rows[0], cols, x, ncols, matvec_uses_q8(type));
+    const reference ru = compute_reference(wu, rows[0], cols, x, ncols, matvec_uses_q8(type));
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      const double g = rg.y[i], u = ru.y[i];
+      const double want = g / (1.0 + std::exp(-g)) * u;
+      const double tol = 1e-5 * (rg.mag[i] * std::fabs(u) + ru.mag[i] * std::fabs(g)) + 1e-6;
+      REQUIRE(std::fabs(got[i] - want) <= tol);
+    }
+  }
+}
+
+TEST_CASE("matvec rejects unsupported shapes with a typed error", "[matvec]") {
+  const auto raw = random_blocks(ggml_type::q8_0, 4, 64, 1);
+  uploaded_matrix dm = upload_matrix(ggml_type::q8_0, 4, 64, raw);
+  device_buffer<float> y(4 * 17);
+  matvec_x x{};
+  x.ncols = 17;
+  const matvec_out out{dm.m, nullptr, y.get(), 4, false};
+  try {
+    matvec(std::span(&out, 1), x, nullptr);
+    FAIL("no error");
+  } catch (const gpu_error& e) {
+    CHECK(e.code() == gpu_error_code::invalid_argument);
+  }
+}
