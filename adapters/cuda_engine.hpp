@@ -36,7 +36,7 @@ struct cuda_engine_options {
                                       // RoPE table and the attention split grid
   std::uint32_t prefill_chunk = 512;  // prompt tokens per GEMM pass
   bool cuda_graphs = true;            // capture/replay the decode step
-  std::uint64_t kv_plan_bytes = 0;    // KV bytes the pre-flight plans for; 0: max_sequences × 1024 positions
+  std::uint64_t kv_plan_bytes = 0;    // KV bytes the pre-flight plans for; 0: max_sequences × min(1024, context)
   adapter_options adapter;
   // Loader: called with (bytes done, bytes total, tensors done, tensors total, phase name).
   std::function<void(std::uint64_t, std::uint64_t, std::uint32_t, std::uint32_t, std::string_view)> on_load_progress;
@@ -81,9 +81,11 @@ class cuda_engine : public engine {
   virtual std::uint64_t decode_bytes_per_step(std::span<const sequence_handle> sequences) const = 0;
 };
 
-// Maps the file, runs its architecture's adapter, checks VRAM (pre-flight), loads the weights. Throws
-// model::gguf_error for a bad file, engine_error(vram_oom) with the needed/free bytes when VRAM is short
-// (INSUFFICIENT_VRAM), engine_error(device_error) when there is no usable GPU or the build has no CUDA.
+// Maps the file, runs its architecture's adapter, checks VRAM (pre-flight: weights + planned KV + scratch
+// against cudaMemGetInfo, before any large allocation), loads the weights. Throws model::gguf_error for a
+// bad file, gpu::insufficient_vram_error (gpu/gpu_error.hpp: code INSUFFICIENT_VRAM, needed and free
+// bytes) when VRAM is short, engine_error(vram_oom) when an allocation fails anyway, and
+// engine_error(device_error) when there is no usable GPU or the build has no CUDA.
 std::unique_ptr<cuda_engine> open_cuda_engine(const std::filesystem::path& model_path,
                                               const cuda_engine_options& options = {});
 

@@ -7,7 +7,8 @@
 // - batch invariance: logits bit-identical alone and in batches of 4 and 16, sampled tokens identical;
 // - CUDA graph replay bit-identical to direct launches;
 // - VRAM-only residency of every allocation, weights stored at their quantized size;
-// - injected KV allocation failure: typed vram_oom, VRAM back to baseline, the next request works.
+// - injected KV allocation failure: typed vram_oom, VRAM back to baseline, the next request works;
+// - pre-flight: a plan above free VRAM is a typed INSUFFICIENT_VRAM with needed/free bytes.
 // Tolerances: the CUDA engine keeps K/V in fp16 and feeds the prefill GEMMs fp16 activations and fp16
 // dequantized weights (relative rounding ~5e-4), and the decode matvecs two-level int8 activations
 // (≤ 1.6e-5 of each block's max); the CPU engine is fp32 throughout. Measured on an H200: prefill path
@@ -20,6 +21,8 @@
 #include "adapters/cpu_engine.hpp"
 #include "adapters/cuda_engine.hpp"
 #include "adapters/sampler.hpp"
+#include "gpu/device.hpp"
+#include "gpu/gpu_error.hpp"
 #include "gpu/vram_arena.hpp"
 #include "tests/gpu/engine_test_support.hpp"
 #include "tests/gpu/gpu_test_support.hpp"
@@ -362,4 +365,23 @@ TEST_CASE("engine errors are typed: context overflow, bad tokens, unknown sequen
   CHECK_THROWS_AS(g->forward(std::span(&b, 1)), engine_error);
   g->close_sequence(s);
   CHECK_THROWS_AS(g->sequence_length(s), engine_error);
+}
+
+TEST_CASE("pre-flight refuses a plan larger than free VRAM with INSUFFICIENT_VRAM and needed/free bytes", "[engine]") {
+  const auto path = synth_model("tiny-qwen2", "q8_0");
+  const std::uint64_t free_before = gpu::device_memory().free_bytes;
+  cuda_engine_options go;
+  go.max_context = 256;
+  go.kv_plan_bytes = free_before * 4;  // a KV plan no card has
+  try {
+    open_cuda_engine(path, go);
+    FAIL("no error");
+  } catch (const gpu::insufficient_vram_error& e) {
+    CHECK(e.code() == gpu::gpu_error_code::insufficient_vram);
+    CHECK(e.needed_bytes() > e.free_bytes());
+    CHECK(e.free_bytes() <= free_before);
+  }
+  // Nothing stays allocated: a normal engine opens afterwards.
+  go.kv_plan_bytes = 0;
+  CHECK(open_cuda_engine(path, go) != nullptr);
 }
