@@ -1,13 +1,7 @@
 // Row-level entry points of the CPU block-format reference (see quant.hpp): fp16/bf16 conversions, the
 // per-type dispatch to the block codecs of quant_legacy.cpp / quant_k.cpp, and the fixed-order dot product.
 
-// Determinism across machines: never fuse a·b + c into one FMA (it rounds once instead of twice, and
-// only some targets have it, e.g. -march=haswell or aarch64), whatever flags the build passes.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "model/fp_contract_off.hpp"  // first: bit-identical codecs everywhere
 
 #include "model/quant.hpp"
 

@@ -10,13 +10,7 @@
 // against one fp16 super-scale, and the elements are rounded once more against the scales exactly as
 // the decoder will reconstruct them.
 
-// Determinism across machines: never fuse a·b + c into one FMA (it rounds once instead of twice, and
-// only some targets have it, e.g. -march=haswell or aarch64), whatever flags the build passes.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "model/fp_contract_off.hpp"  // first: bit-identical codecs everywhere
 
 #include <cmath>
 #include <cstdint>
@@ -277,11 +271,15 @@ float fit_symmetric_subblock(const float* x) {
 // --- Q4_K: d @0, dmin @2, scales[12] @4, qs[128] @16 ----------------------------------------------
 // Chunk c (elements 64c..64c+63) uses qs[32c..32c+31]: low nibbles are sub-block 2c, high 2c+1.
 
-void dequantize_block_q4_k(const std::uint8_t* blk, float* y) {
+namespace {
+
+// Shared by Q4_K and Q5_K: element 64c+l is d·sc(2c)·q − dmin·m(2c) with q the low nibble of qs[32c+l]
+// (plus bit 2c of qh[l] as a fifth bit when qh is given), element 64c+32+l likewise with the high nibble
+// and sub-block 2c+1.
+void dequantize_affine_k(const std::uint8_t* blk, const std::uint8_t* qs, const std::uint8_t* qh, float* y) {
   const float d = fp16_to_fp32(load_u16le(blk));
   const float dmin = fp16_to_fp32(load_u16le(blk + 2));
   const std::uint8_t* s = blk + 4;
-  const std::uint8_t* qs = blk + 16;
   for (int c = 0; c < 4; ++c) {
     float sc0, m0, sc1, m1;
     unpack_scale_min(s, 2 * c, sc0, m0);
@@ -289,11 +287,17 @@ void dequantize_block_q4_k(const std::uint8_t* blk, float* y) {
     const float d0 = d * sc0, o0 = dmin * m0, d1 = d * sc1, o1 = dmin * m1;
     const std::uint8_t* q = qs + 32 * c;
     for (int l = 0; l < 32; ++l) {
-      y[64 * c + l] = d0 * static_cast<float>(q[l] & 0xF) - o0;
-      y[64 * c + 32 + l] = d1 * static_cast<float>(q[l] >> 4) - o1;
+      const int lo = (q[l] & 0xF) + (qh ? ((qh[l] >> (2 * c)) & 1) << 4 : 0);
+      const int hi = (q[l] >> 4) + (qh ? ((qh[l] >> (2 * c + 1)) & 1) << 4 : 0);
+      y[64 * c + l] = d0 * static_cast<float>(lo) - o0;
+      y[64 * c + 32 + l] = d1 * static_cast<float>(hi) - o1;
     }
   }
 }
+
+}  // namespace
+
+void dequantize_block_q4_k(const std::uint8_t* blk, float* y) { dequantize_affine_k(blk, blk + 16, nullptr, y); }
 
 void quantize_block_q4_k(const float* x, std::uint8_t* blk) {
   int lv[k_super];
@@ -307,26 +311,7 @@ void quantize_block_q4_k(const float* x, std::uint8_t* blk) {
 // --- Q5_K: d @0, dmin @2, scales[12] @4, qh[32] @16, qs[128] @48 ------------------------------------
 // As Q4_K, plus a fifth bit: element 64c+l takes bit 2c of qh[l], element 64c+32+l bit 2c+1.
 
-void dequantize_block_q5_k(const std::uint8_t* blk, float* y) {
-  const float d = fp16_to_fp32(load_u16le(blk));
-  const float dmin = fp16_to_fp32(load_u16le(blk + 2));
-  const std::uint8_t* s = blk + 4;
-  const std::uint8_t* qh = blk + 16;
-  const std::uint8_t* qs = blk + 48;
-  for (int c = 0; c < 4; ++c) {
-    float sc0, m0, sc1, m1;
-    unpack_scale_min(s, 2 * c, sc0, m0);
-    unpack_scale_min(s, 2 * c + 1, sc1, m1);
-    const float d0 = d * sc0, o0 = dmin * m0, d1 = d * sc1, o1 = dmin * m1;
-    const std::uint8_t* q = qs + 32 * c;
-    for (int l = 0; l < 32; ++l) {
-      const int lo = (q[l] & 0xF) + (((qh[l] >> (2 * c)) & 1) << 4);
-      const int hi = (q[l] >> 4) + (((qh[l] >> (2 * c + 1)) & 1) << 4);
-      y[64 * c + l] = d0 * static_cast<float>(lo) - o0;
-      y[64 * c + 32 + l] = d1 * static_cast<float>(hi) - o1;
-    }
-  }
-}
+void dequantize_block_q5_k(const std::uint8_t* blk, float* y) { dequantize_affine_k(blk, blk + 48, blk + 16, y); }
 
 void quantize_block_q5_k(const float* x, std::uint8_t* blk) {
   int lv[k_super];

@@ -1,13 +1,7 @@
 // Block codecs of the 32-element formats: Q8_0, Q4_0, Q5_0 (one fp16 scale, symmetric integer levels)
 // and MXFP4 (E8M0 power-of-two scale, E2M1 values). Layouts: ../shared/docs/model-facts.md §5.
 
-// Determinism across machines: never fuse a·b + c into one FMA (it rounds once instead of twice, and
-// only some targets have it, e.g. -march=haswell or aarch64), whatever flags the build passes.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+#include "model/fp_contract_off.hpp"  // first: bit-identical codecs everywhere
 
 #include <bit>
 #include <cmath>

@@ -22,7 +22,7 @@ mkdir -p "$out/bin" "$out/lib"
 
 bins=()
 [[ -x $build/tools/worker-orcd ]] && bins+=("$build/tools/worker-orcd")
-for t in "$build"/tests/gpu/gpu_*_test; do
+for t in "$build"/tests/*/gpu_*_test; do  # GPU tests of every area (gpu/, actors/, ...)
   [[ -x $t ]] && bins+=("$t")
 done
 if [[ ${#bins[@]} -eq 0 ]]; then

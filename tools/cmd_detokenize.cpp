@@ -13,6 +13,7 @@
 #include "model/gguf.hpp"
 #include "model/tokenizer/stream_decoder.hpp"
 #include "model/tokenizer/tokenizer.hpp"
+#include "tools/cli_options.hpp"
 #include "tools/commands.hpp"
 
 namespace worker::tools {
@@ -52,27 +53,9 @@ std::vector<model::token_id> parse_ids(const std::string& input) {
 int cmd_detokenize(command_args args) {
   std::string model_path;
   bool special = false, json = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string_view a = args[i];
-    if (a == "--model" && i + 1 < args.size()) {
-      model_path = std::string(args[++i]);
-    } else if (a == "--special") {
-      special = true;
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--help" || a == "-h") {
-      std::fputs(k_usage, stdout);
-      return 0;
-    } else {
-      std::fprintf(stderr, "worker-orcd detokenize: unknown argument '%.*s'\n\n%s", static_cast<int>(a.size()),
-                   a.data(), k_usage);
-      return 2;
-    }
-  }
-  if (model_path.empty()) {
-    std::fprintf(stderr, "worker-orcd detokenize: --model is required\n\n%s", k_usage);
-    return 2;
-  }
+  const cli_spec spec{"detokenize", k_usage, {{"--model", &model_path}}, {{"--special", &special}, {"--json", &json}},
+                      {"--model"}};
+  if (const auto exit_code = parse_cli(args, spec)) return *exit_code;
   const model::gguf_file file = model::gguf_file::open(model_path);
   const model::tokenizer tok = model::tokenizer_from_gguf(file);
 

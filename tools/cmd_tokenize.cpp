@@ -16,6 +16,7 @@
 #include "model/gguf.hpp"
 #include "model/tokenizer/stream_decoder.hpp"
 #include "model/tokenizer/tokenizer.hpp"
+#include "tools/cli_options.hpp"
 #include "tools/commands.hpp"
 
 namespace worker::tools {
@@ -123,31 +124,10 @@ int run_bench(const model::tokenizer& tok, const std::string& text, model::speci
 int cmd_tokenize(command_args args) {
   std::string model_path;
   bool special = false, json = false, batch = false, bench = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string_view a = args[i];
-    if (a == "--model" && i + 1 < args.size()) {
-      model_path = std::string(args[++i]);
-    } else if (a == "--special") {
-      special = true;
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--batch") {
-      batch = true;
-    } else if (a == "--bench") {
-      bench = true;
-    } else if (a == "--help" || a == "-h") {
-      std::fputs(k_usage, stdout);
-      return 0;
-    } else {
-      std::fprintf(stderr, "worker-orcd tokenize: unknown argument '%.*s'\n\n%s", static_cast<int>(a.size()), a.data(),
-                   k_usage);
-      return 2;
-    }
-  }
-  if (model_path.empty()) {
-    std::fprintf(stderr, "worker-orcd tokenize: --model is required\n\n%s", k_usage);
-    return 2;
-  }
+  const cli_spec spec{"tokenize", k_usage, {{"--model", &model_path}},
+                      {{"--special", &special}, {"--json", &json}, {"--batch", &batch}, {"--bench", &bench}},
+                      {"--model"}};
+  if (const auto exit_code = parse_cli(args, spec)) return *exit_code;
 
   const auto t0 = clock_type::now();
   const std::clock_t c0 = std::clock();
