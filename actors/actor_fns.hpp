@@ -2,7 +2,9 @@
 // (defined in their own TUs: ingress.cpp, session.cpp, inference.cpp, worker.cpp). Pulls in CAF.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -46,11 +48,19 @@ struct session_init {
   std::uint32_t queue_position = 0;
 };
 
+// Period of `status` events and of the memory check (--status-interval-ms, at least 100 ms).
+inline std::chrono::milliseconds status_period(const worker_context& ctx) {
+  return std::max(ctx.options.status_interval, std::chrono::milliseconds(100));
+}
+
 caf::actor spawn_events(caf::actor_system& sys, context_ptr ctx);
 caf::actor spawn_ingress(caf::event_based_actor* supervisor, context_ptr ctx);
 caf::actor spawn_session(caf::event_based_actor* ingress, session_init init);
 caf::actor spawn_inference(caf::event_based_actor* supervisor, context_ptr ctx, std::shared_ptr<model_bundle> model,
                            std::uint32_t index, caf::actor ingress);
+// The memory monitor (detached): every status period, the engine's memory check -> the ingress.
+caf::actor spawn_memory_monitor(caf::event_based_actor* supervisor, context_ptr ctx, std::shared_ptr<model_bundle> model,
+                                caf::actor ingress);
 
 }  // namespace worker::actors
 

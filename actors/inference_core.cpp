@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "adapters/cuda_engine.hpp"
 #include "model/chat/harmony_parser.hpp"
 #include "model/tokenizer/stop_matcher.hpp"
 #include "model/tokenizer/stream_decoder.hpp"
@@ -57,7 +58,9 @@ double ms_between(clock::time_point a, clock::time_point b) {
 }  // namespace
 
 inference_core::inference_core(std::shared_ptr<model_bundle> model, std::size_t prefill_chunk)
-    : model_(std::move(model)), prefill_chunk_(std::max<std::size_t>(1, prefill_chunk)) {}
+    : model_(std::move(model)),
+      prefill_chunk_(std::max<std::size_t>(1, prefill_chunk)),
+      device_sampler_(dynamic_cast<adapters::cuda_engine*>(model_->engine.engine.get())) {}
 
 inference_core::~inference_core() {
   for (auto& j : jobs_) release(*j);
@@ -206,51 +209,73 @@ std::vector<job_progress> inference_core::step() {
 
   std::vector<adapters::forward_item> items;
   items.reserve(jobs_.size());
-  for (const auto& j : jobs_) {
+  // Jobs whose item is the last sampled token (a decode step) sample on the device when the engine can
+  // (device_sampler_): only the token id comes back. Prefill chunks return logits for the CPU sampler.
+  std::vector<std::size_t> by_forward, by_device;
+  for (std::size_t k = 0; k < jobs_.size(); ++k) {
+    const auto& j = jobs_[k];
     const std::size_t n = std::min(prefill_chunk_, j->history.size() - j->fed);
     items.push_back({j->sequence, std::span<const token_id>(j->history).subspan(j->fed, n), false});
+    const bool decode = n == 1 && j->fed + 1 == j->history.size();
+    (device_sampler_ != nullptr && decode ? by_device : by_forward).push_back(k);
   }
 
-  // outputs[k] stays empty for a job whose forward failed (failures[k] says why).
+  // outputs[k] (logits) or sampled[k] (a device-sampled token) stays empty for a job whose engine call
+  // failed (failures[k] says why).
   std::vector<adapters::forward_output> outputs(items.size());
+  std::vector<std::optional<token_id>> sampled(items.size());
   std::vector<std::optional<job_failure>> failures(items.size());
-  auto run = [&](std::span<const adapters::forward_item> batch) {
+  auto forward = [&](std::span<const std::size_t> ks) {
+    std::vector<adapters::forward_item> batch;
+    for (const auto k : ks) batch.push_back(items[k]);
     std::lock_guard lock(model_->engine.mutex);
-    return model_->engine.engine->forward(batch);
+    auto out = model_->engine.engine->forward(batch);
+    for (std::size_t i = 0; i < ks.size(); ++i) outputs[ks[i]] = std::move(out.at(i));
   };
-  auto run_alone = [&](std::size_t k) {
+  auto decode_sample = [&](std::span<const std::size_t> ks) {
+    std::vector<adapters::cuda_sample_item> batch;
+    for (const auto k : ks) batch.push_back({items[k].sequence, items[k].tokens[0], jobs_[k]->plan.sampling, jobs_[k]->history});
+    std::lock_guard lock(model_->engine.mutex);
+    const auto out = device_sampler_->decode_sample(batch);
+    for (std::size_t i = 0; i < ks.size(); ++i) sampled[ks[i]] = out.at(i);
+  };
+  // One engine call over the group `ks`. Each call changes no sequence when it throws, so allocation
+  // failures are isolated by retrying each job alone; a device or internal error fails the group.
+  auto run_group = [&](const std::vector<std::size_t>& ks, const auto& call) {
+    if (ks.empty()) return;
+    auto run_alone = [&](std::size_t k) {
+      try {
+        call(std::span(&k, 1));
+      } catch (const engine_error& e) {
+        if (is_allocation_failure(e)) ++oom_failures_;
+        failures[k] = job_failure{error_code_for(e), e.what()};
+      } catch (const std::bad_alloc&) {
+        ++oom_failures_;
+        failures[k] = job_failure{protocol::error_code::vram_oom, "out of memory in the forward pass"};
+      } catch (const std::exception& e) {
+        failures[k] = job_failure{protocol::error_code::internal, e.what()};
+      }
+    };
     try {
-      outputs[k] = std::move(run(std::span(&items[k], 1)).at(0));
+      call(std::span<const std::size_t>(ks));
     } catch (const engine_error& e) {
-      if (is_allocation_failure(e)) ++oom_failures_;
-      failures[k] = job_failure{error_code_for(e), e.what()};
+      if (is_allocation_failure(e) && ks.size() > 1) {
+        for (const auto k : ks) run_alone(k);
+      } else {
+        if (is_allocation_failure(e)) ++oom_failures_;
+        for (const auto k : ks) failures[k] = job_failure{error_code_for(e), e.what()};
+      }
     } catch (const std::bad_alloc&) {
-      ++oom_failures_;
-      failures[k] = job_failure{protocol::error_code::vram_oom, "out of memory in the forward pass"};
-    } catch (const std::exception& e) {
-      failures[k] = job_failure{protocol::error_code::internal, e.what()};
+      if (ks.size() > 1) {
+        for (const auto k : ks) run_alone(k);
+      } else {
+        ++oom_failures_;
+        failures[ks[0]] = job_failure{protocol::error_code::vram_oom, "out of memory in the forward pass"};
+      }
     }
   };
-  try {
-    auto batch = run(items);
-    for (std::size_t k = 0; k < items.size(); ++k) outputs[k] = std::move(batch.at(k));
-  } catch (const engine_error& e) {
-    // The engine changed no sequence. Allocation failures are isolated by retrying each job alone;
-    // a device or internal error fails the whole batch.
-    if (is_allocation_failure(e) && items.size() > 1) {
-      for (std::size_t k = 0; k < items.size(); ++k) run_alone(k);
-    } else {
-      if (is_allocation_failure(e)) ++oom_failures_;
-      for (auto& f : failures) f = job_failure{error_code_for(e), e.what()};
-    }
-  } catch (const std::bad_alloc&) {
-    if (items.size() > 1) {
-      for (std::size_t k = 0; k < items.size(); ++k) run_alone(k);
-    } else {
-      ++oom_failures_;
-      failures[0] = job_failure{protocol::error_code::vram_oom, "out of memory in the forward pass"};
-    }
-  }
+  run_group(by_forward, forward);
+  run_group(by_device, decode_sample);
 
   for (std::size_t k = 0; k < items.size(); ++k) {
     job& j = *jobs_[k];
@@ -266,7 +291,9 @@ std::vector<job_progress> inference_core::step() {
     if (j.fed < j.history.size()) continue;  // prompt not fully prefilled yet
     job_progress p;
     p.job_id = j.plan.job_id;
-    const token_id token = adapters::sample_token(j.plan.sampling, outputs[k].logits, j.history, j.history.size());
+    const token_id token = sampled[k] ? *sampled[k]
+                                      : adapters::sample_token(j.plan.sampling, outputs[k].logits, j.history,
+                                                               j.history.size());
     accept_token(j, token, p);
     progress.push_back(std::move(p));
   }

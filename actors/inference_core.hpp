@@ -1,10 +1,16 @@
 // The work of one inference stream, free of CAF: a set of jobs, each holding one KV sequence, advanced
-// together by step(): one engine forward call per step in which every job contributes either its next
-// prefill chunk or its last sampled token (continuous batching: jobs join and leave between steps).
+// together by step(): one engine step (a forward call, plus a decode_sample call for device-sampled jobs)
+// in which every job contributes either its next prefill chunk or its last sampled token (continuous
+// batching: jobs join and leave between steps).
 // Sampling, end-of-generation, stop strings and max_tokens follow adapters::generate, so a job's tokens
 // equal generate()'s for the same seed, and so does its text wherever the model's bytes are valid UTF-8
 // (invalid bytes become U+FFFD here: the wire carries only valid UTF-8). The engine's batch invariance
 // and the sampler's (seed, position) draw make all of it independent of the other jobs.
+//
+// Sampling: prefill's last chunk returns logits and the CPU sampler (adapters/sampler.hpp) picks the
+// first token; decode steps on a CUDA engine go through cuda_engine::decode_sample, which runs the same
+// pipeline on the device (gpu/sampling.cuh promises the CPU sampler's token for the same logits, and
+// tests/gpu checks it), so only token ids leave the GPU. Other engines sample every token on the CPU.
 //
 // Failures are per job: an allocation failure (engine vram_oom / kv_exhausted, std::bad_alloc) inside
 // a batched forward is retried job by job, so only the job(s) that fail alone get VRAM_OOM.
@@ -19,6 +25,10 @@
 
 #include "actors/model_bundle.hpp"
 #include "adapters/sampler.hpp"
+
+namespace worker::adapters {
+class cuda_engine;
+}
 #include "protocol/messages.hpp"
 
 namespace worker::actors {
@@ -90,6 +100,7 @@ class inference_core {
 
   std::shared_ptr<model_bundle> model_;
   std::size_t prefill_chunk_;
+  adapters::cuda_engine* device_sampler_;  // the engine when it samples on the device (CUDA), else null
   std::vector<std::unique_ptr<job>> jobs_;
   std::uint64_t oom_failures_ = 0;
 };

@@ -2,7 +2,8 @@
 // requests and hands them here. The ingress admits or refuses submits (not ready, shutting down,
 // duplicate job id, queue full), spawns one session per admitted job, keeps the bounded FIFO of jobs
 // waiting for a stream slot and grants slots to the stream with the most room, routes cancels, answers
-// status and ping, cancels the jobs of clients that disappeared, and drains on shutdown.
+// status (with the memory monitor's latest check) and ping, cancels the jobs of clients that
+// disappeared, and drains on shutdown.
 #include <deque>
 #include <map>
 #include <unordered_map>
@@ -38,6 +39,7 @@ struct ingress_state {
   std::unordered_set<std::string> finished;
   std::deque<std::string> finished_order;  // bounded memory of finished job ids (cancel_ack "finished")
   std::vector<stream_entry> streams;
+  std::optional<memory_sample> memory;  // the memory monitor's latest check
 };
 
 using ingress_actor = caf::stateful_actor<ingress_state>;
@@ -58,8 +60,13 @@ protocol::status_report make_status(const ingress_state& st, std::optional<std::
   if (st.model) {
     s.model = st.model->info;
     s.device = st.model->device;
-    s.resident = true;  // loaded; a periodic residency check needs an engine API (see docs/architecture.md)
-    s.vram_used = st.model->vram_bytes;
+    // The memory monitor's latest check, else the one made right after loading.
+    const memory_sample& m = st.memory ? *st.memory : st.model->memory;
+    s.resident = m.report.resident;
+    s.vram_used = m.report.device_used;
+    s.vram_total = m.report.device_total;
+    s.vram_engine = m.report.engine_bytes;
+    s.residency_checked_ms = m.report.on_device ? m.checked_ms : 0;
   } else {
     s.device = st.ctx->options.load.device;
   }
@@ -78,10 +85,6 @@ void refuse(ingress_actor* self, const client_route& route, const protocol::subm
   reply_to(*self->state.ctx, route, protocol::reply{e});
   narrate(*self->state.ctx, {"ingress", "reject", r.job_id, r.job_id + " refused: " + message, r.job_id,
                              correlation_id, {{"code", std::string(protocol::to_string(code))}}});
-}
-
-std::chrono::milliseconds status_period(const worker_context& ctx) {
-  return std::max(ctx.options.status_interval, std::chrono::milliseconds(100));
 }
 
 void check_drained(ingress_actor* self) {
@@ -244,6 +247,7 @@ caf::behavior ingress_fn(ingress_actor* self, context_ptr ctx, caf::actor superv
         dispatch(self);
       },
       [=](const job_done_msg& m) { forget(self, m.job_id, &m.terminal); },
+      [=](memory_status_msg& m) { self->state.memory = std::move(m.sample); },
       [=](const stream_capacity_msg& m) {
         auto& st = self->state;
         if (m.stream < st.streams.size()) st.streams[m.stream].cap = m.cap;

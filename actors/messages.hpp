@@ -27,6 +27,7 @@ using drain_end_atom = caf::atom_constant<caf::atom("drainend")>; // ingress: dr
 using drained_atom = caf::atom_constant<caf::atom("drained")>;    // ingress -> supervisor: no job left
 using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;  // -> supervisor: SIGTERM
 using load_atom = caf::atom_constant<caf::atom("load")>;          // -> model-loader: start loading
+using memcheck_atom = caf::atom_constant<caf::atom("memcheck")>;  // memory monitor: run the memory check
 
 // Why a session must stop its job early.
 enum class stop_cause { cancel_request, client_gone, shutdown, deadline, stream_lost };
@@ -56,6 +57,9 @@ struct model_failed_msg {
 struct stream_lost_msg {  // supervisor -> ingress: stream `index` died; `replacement` serves from now on
   std::uint32_t index;
   caf::actor replacement;
+};
+struct memory_status_msg {  // memory monitor -> ingress: the latest memory check, for `status`
+  memory_sample sample;
 };
 struct drain_msg {
   std::chrono::milliseconds budget;
@@ -105,6 +109,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(worker::actors::model_ready_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(worker::actors::model_loaded_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(worker::actors::model_failed_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(worker::actors::stream_lost_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(worker::actors::memory_status_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(worker::actors::drain_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(worker::actors::want_slot_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(worker::actors::slot_granted_msg)

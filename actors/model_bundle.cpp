@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "adapters/cpu_engine.hpp"
+#include "actors/narration.hpp"
 #include "adapters/cuda_engine.hpp"
 #include "model/gguf.hpp"
 #include "model/tokenizer_vocab.hpp"
@@ -69,6 +70,19 @@ std::optional<int> cuda_index(const std::string& device) {
 }
 
 }  // namespace
+
+memory_sample sample_memory(const adapters::engine& engine) {
+  memory_sample m;
+  try {
+    m.report = engine.memory_state();
+  } catch (const std::exception&) {
+    m.report = adapters::memory_report{};
+    m.report.on_device = true;
+    m.report.resident = false;
+  }
+  m.checked_ms = unix_ms();
+  return m;
+}
 
 std::shared_ptr<model_bundle> load_model_bundle(const load_options& options, const progress_callback& progress) {
   const auto fail = [&](protocol::error_code code, const std::string& what) -> load_error {
@@ -183,9 +197,7 @@ std::shared_ptr<model_bundle> load_model_bundle(const load_options& options, con
   bundle->info = protocol::model_info{s.name, s.architecture, s.quantization, s.vocab_size, s.context_length,
                                       s.weight_bytes};
   bundle->device = s.device;
-  if (const auto* cuda = dynamic_cast<const adapters::cuda_engine*>(bundle->engine.engine.get())) {
-    bundle->vram_bytes = cuda->vram_bytes();
-  }
+  bundle->memory = sample_memory(*bundle->engine.engine);
   bundle->context_length = options.max_context > 0 ? std::min(options.max_context, s.context_length) : s.context_length;
   throttle.set_totals(total, static_cast<std::uint32_t>(tensors.size()));
   throttle.update(protocol::load_phase::ready, total, static_cast<std::uint32_t>(tensors.size()), true);

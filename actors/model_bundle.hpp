@@ -31,6 +31,16 @@ struct shared_engine {
   std::mutex mutex;  // held for every call into `engine`
 };
 
+// One run of the engine's memory check (adapters::engine::memory_state) and when it ran.
+struct memory_sample {
+  adapters::memory_report report;
+  std::uint64_t checked_ms = 0;  // unix ms
+};
+
+// Runs the check on the calling thread (never a CAF scheduler thread: it may wait for the driver). The
+// engine mutex is not needed (memory_state is thread-safe). An exception counts as a failed check.
+memory_sample sample_memory(const adapters::engine& engine);
+
 struct model_bundle {
   shared_engine engine;
   model::tokenizer tokenizer;
@@ -38,7 +48,7 @@ struct model_bundle {
   std::vector<token_id> eog;      // end-of-generation set (model-facts.md §6.5)
   protocol::model_info info;      // for status
   std::string device;             // engine summary's device text
-  std::uint64_t vram_bytes = 0;   // device memory the engine held right after loading (0 on the CPU)
+  memory_sample memory;           // the memory check right after loading (later ones: the monitor)
   std::uint32_t context_length;   // per sequence: the model's, or less when --ctx says so
 
   model_bundle(std::unique_ptr<adapters::engine> e, model::tokenizer t) : tokenizer(std::move(t)) {

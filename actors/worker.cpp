@@ -1,7 +1,8 @@
-// The supervisor, the events publisher and the model-loader actors, and worker_service, which starts
-// and stops them (docs/architecture.md). Start-up order: events, supervisor; the supervisor spawns the
-// ingress, starts the I/O thread (whose callbacks need the ingress handle) and the model-loader; when
-// the model is in, one inference actor per stream. Shutdown: the supervisor asks the ingress to drain;
+// The supervisor, the events publisher, the model-loader and the memory-monitor actors, and
+// worker_service, which starts and stops them (docs/architecture.md). Start-up order: events,
+// supervisor; the supervisor spawns the ingress, starts the I/O thread (whose callbacks need the ingress
+// handle) and the model-loader; when the model is in, one inference actor per stream and the memory
+// monitor. Shutdown: the supervisor asks the ingress to drain;
 // once every job has its terminal reply it stops the streams and the ingress, lets the events actor
 // flush, and the I/O thread sends what is left and closes.
 #include <caf/all.hpp>
@@ -68,6 +69,34 @@ caf::behavior loader_fn(caf::event_based_actor* self, context_ptr ctx, caf::acto
   };
 }
 
+// ---- memory monitor (detached: the check asks the GPU driver, which may block briefly) -----------
+
+struct monitor_state {
+  bool resident = true;  // the previous check's verdict (narrated when it changes)
+};
+
+caf::behavior monitor_fn(caf::stateful_actor<monitor_state>* self, context_ptr ctx, std::shared_ptr<model_bundle> model,
+                         caf::actor ingress) {
+  self->state.resident = model->memory.report.resident;
+  return {
+      [=](memcheck_atom) {
+        auto sample = sample_memory(*model->engine.engine);
+        const auto& r = sample.report;
+        if (r.resident != self->state.resident) {
+          self->state.resident = r.resident;
+          narrate(*ctx, {"memory-monitor", r.resident ? "resident" : "not_resident", model->device,
+                         r.resident ? "residency check passed again: every allocation is device memory"
+                                    : "residency check FAILED: not every allocation of the engine is device memory",
+                         std::nullopt, std::nullopt,
+                         {{"allocations", std::int64_t{r.allocations}},
+                          {"engine_bytes", static_cast<std::int64_t>(r.engine_bytes)}}});
+        }
+        self->send(ingress, memory_status_msg{std::move(sample)});
+        self->delayed_send(self, status_period(*ctx), memcheck_atom::value);
+      },
+  };
+}
+
 // ---- supervisor ------------------------------------------------------------------------------------
 
 struct supervisor_state {
@@ -75,6 +104,7 @@ struct supervisor_state {
   caf::actor ingress;
   caf::actor loader;
   std::vector<caf::actor> streams;
+  caf::actor monitor;  // memory monitor, once the model is loaded
   std::shared_ptr<model_bundle> model;
   bool stopping = false;
   bool drained = false;
@@ -95,6 +125,7 @@ void maybe_finish(supervisor_actor* self) {
   if (st.finished || !st.drained || !st.loader_done) return;
   st.finished = true;
   for (auto& s : st.streams) self->send_exit(s, caf::exit_reason::user_shutdown);
+  if (st.monitor) self->send_exit(st.monitor, caf::exit_reason::user_shutdown);
   if (st.ingress) self->send_exit(st.ingress, caf::exit_reason::user_shutdown);
   narrate(*st.ctx, {"supervisor", "shutdown", st.ctx->options.worker_id, "worker stopped", std::nullopt, std::nullopt,
                     {{"exit_code", std::int64_t{st.ctx->exit_code.load()}}}});
@@ -180,6 +211,7 @@ caf::behavior supervisor_fn(supervisor_actor* self, context_ptr ctx) {
           st.streams.push_back(spawn_inference(self, st.ctx, st.model, i, st.ingress));
         }
         self->send(st.ingress, model_ready_msg{st.model, st.streams});
+        st.monitor = spawn_memory_monitor(self, st.ctx, st.model, st.ingress);
         narrate(*st.ctx, {"supervisor", "ready", st.ctx->options.worker_id,
                           "worker ready: " + st.model->info.name + " on " + st.model->device + ", " +
                               std::to_string(st.ctx->options.streams) + " stream(s)",
@@ -207,6 +239,15 @@ caf::behavior supervisor_fn(supervisor_actor* self, context_ptr ctx) {
 }  // namespace
 
 caf::actor spawn_events(caf::actor_system& sys, context_ptr ctx) { return sys.spawn(events_fn, std::move(ctx)); }
+
+caf::actor spawn_memory_monitor(caf::event_based_actor* supervisor, context_ptr ctx, std::shared_ptr<model_bundle> model,
+                                caf::actor ingress) {
+  // One check at load time already filled model_bundle::memory; the monitor checks again at once (the
+  // weights are in) and then every status period.
+  auto m = supervisor->spawn<caf::detached>(monitor_fn, ctx, std::move(model), std::move(ingress));
+  caf::anon_send(m, memcheck_atom::value);
+  return m;
+}
 
 // ---- worker_service ------------------------------------------------------------------------------
 

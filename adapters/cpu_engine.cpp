@@ -15,6 +15,7 @@
 
 #include "adapters/cpu_blocks.hpp"
 #include "adapters/decoder.hpp"
+#include "adapters/kv_slots.hpp"
 #include "cpu/matmul.hpp"
 #include "cpu/thread_pool.hpp"
 #include "model/gguf.hpp"
@@ -48,13 +49,6 @@ std::string dominant_type(const model::gguf_file& f) {
   return best;
 }
 
-struct kv_slot {
-  bool open = false;
-  std::uint32_t capacity = 0;
-  std::uint32_t length = 0;
-  std::vector<float> data;  // per layer: K [capacity][kv_width], then V [capacity][kv_width]
-};
-
 class cpu_engine final : public engine {
  public:
   cpu_engine(model::gguf_file file, std::string file_name, const cpu_engine_options& options)
@@ -68,7 +62,8 @@ class cpu_engine final : public engine {
       layer_offset_[l + 1] = layer_offset_[l] + 2 * std::size_t{model_.kv_width(l)};
     }
     context_limit_ = options.max_context ? std::min(options.max_context, model_.n_ctx_train) : model_.n_ctx_train;
-    slots_.resize(options.max_sequences);
+    slots_ = kv_slot_table(options.max_sequences, context_limit_, model_.n_vocab);
+    kv_data_.resize(options.max_sequences);
 
     summary_.architecture = model_.architecture;
     summary_.name = std::string(file_.get_string("general.name").value_or(file_name));
@@ -86,12 +81,7 @@ class cpu_engine final : public engine {
   const model_summary& summary() const override { return summary_; }
 
   sequence_handle open_sequence(std::uint32_t max_positions) override {
-    if (max_positions == 0) throw engine_error(engine_error_code::invalid_argument, "max_positions must be positive");
-    if (max_positions > context_limit_) {
-      throw engine_error(engine_error_code::context_overflow,
-                         "requested " + std::to_string(max_positions) + " positions, the context limit is " +
-                             std::to_string(context_limit_));
-    }
+    slots_.check_open(max_positions);
     const std::uint64_t bytes = std::uint64_t{max_positions} * layer_offset_.back() * sizeof(float);
     if (kv_bytes_used_ + bytes > options_.kv_budget_bytes) {
       throw engine_error(engine_error_code::kv_exhausted,
@@ -99,36 +89,29 @@ class cpu_engine final : public engine {
                              model::format_bytes(bytes) + ", " +
                              model::format_bytes(options_.kv_budget_bytes - kv_bytes_used_) + " left");
     }
-    for (std::uint32_t i = 0; i < slots_.size(); ++i) {
-      kv_slot& s = slots_[i];
-      if (s.open) continue;
-      try {
-        s.data.assign(static_cast<std::size_t>(max_positions) * layer_offset_.back(), 0.0f);
-      } catch (const std::bad_alloc&) {
-        s.data = {};
-        throw engine_error(engine_error_code::kv_exhausted, "out of host memory for the KV cache");
-      }
-      s.open = true;
-      s.capacity = max_positions;
-      s.length = 0;
-      kv_bytes_used_ += bytes;
-      return sequence_handle{i};
+    const std::uint32_t i = slots_.free_slot();
+    try {
+      kv_data_[i].assign(static_cast<std::size_t>(max_positions) * layer_offset_.back(), 0.0f);
+    } catch (const std::bad_alloc&) {
+      kv_data_[i] = {};
+      throw engine_error(engine_error_code::kv_exhausted, "out of host memory for the KV cache");
     }
-    throw engine_error(engine_error_code::kv_exhausted,
-                       "all " + std::to_string(slots_.size()) + " sequence slots are in use");
+    slots_.open(i, max_positions);
+    kv_bytes_used_ += bytes;
+    return sequence_handle{i};
   }
 
   void close_sequence(sequence_handle sequence) noexcept override {
-    if (!sequence.valid() || sequence.slot >= slots_.size() || !slots_[sequence.slot].open) return;
-    kv_slot& s = slots_[sequence.slot];
-    kv_bytes_used_ -= std::uint64_t{s.capacity} * layer_offset_.back() * sizeof(float);
-    s = kv_slot{};
+    if (!slots_.is_open(sequence)) return;
+    kv_bytes_used_ -= std::uint64_t{slots_.at(sequence).capacity} * layer_offset_.back() * sizeof(float);
+    kv_data_[sequence.slot] = {};
+    slots_.close(sequence);
   }
 
-  std::uint32_t sequence_length(sequence_handle sequence) const override { return slot_of(sequence).length; }
+  std::uint32_t sequence_length(sequence_handle sequence) const override { return slots_.at(sequence).length; }
 
   std::vector<forward_output> forward(std::span<const forward_item> items) override {
-    validate(items);
+    slots_.validate(items);
     const std::size_t d = model_.d_model;
 
     // Flatten: token t of the batch -> (item, position, id).
@@ -136,7 +119,7 @@ class cpu_engine final : public engine {
     std::vector<std::int64_t> pos_of;
     std::vector<token_id> ids;
     for (std::size_t i = 0; i < items.size(); ++i) {
-      const kv_slot& s = slots_[items[i].sequence.slot];
+      const kv_slot_state& s = slots_.at(items[i].sequence);
       for (std::size_t j = 0; j < items[i].tokens.size(); ++j) {
         item_of.push_back(i);
         pos_of.push_back(static_cast<std::int64_t>(s.length + j));
@@ -155,8 +138,9 @@ class cpu_engine final : public engine {
       run_.layer = l;
       const std::size_t width = model_.kv_width(l);
       for (std::size_t t = 0; t < n_tokens; ++t) {
-        kv_slot& s = slots_[items[item_of[t]].sequence.slot];
-        float* base = s.data.data() + static_cast<std::size_t>(s.capacity) * layer_offset_[l];
+        const sequence_handle seq = items[item_of[t]].sequence;
+        const kv_slot_state& s = slots_.at(seq);
+        float* base = kv_data_[seq.slot].data() + static_cast<std::size_t>(s.capacity) * layer_offset_[l];
         kv[t] = cpu_token_kv{pos_of[t], base, base + static_cast<std::size_t>(s.capacity) * width};
       }
       cpu_attention_forward(layer.attention, model_.norm_eps, h.data(), n_tokens, d, kv, run_);
@@ -198,44 +182,11 @@ class cpu_engine final : public engine {
     }
 
     // Commit: every sequence grows only once everything above succeeded.
-    for (const auto& item : items) slots_[item.sequence.slot].length += static_cast<std::uint32_t>(item.tokens.size());
+    slots_.commit(items);
     return out;
   }
 
  private:
-  const kv_slot& slot_of(sequence_handle sequence) const {
-    if (!sequence.valid() || sequence.slot >= slots_.size() || !slots_[sequence.slot].open) {
-      throw engine_error(engine_error_code::invalid_argument, "unknown sequence");
-    }
-    return slots_[sequence.slot];
-  }
-
-  void validate(std::span<const forward_item> items) const {
-    if (items.empty()) throw engine_error(engine_error_code::invalid_argument, "forward with no items");
-    std::vector<bool> seen(slots_.size(), false);
-    for (const auto& item : items) {
-      const kv_slot& s = slot_of(item.sequence);
-      if (seen[item.sequence.slot]) {
-        throw engine_error(engine_error_code::invalid_argument, "a sequence appears twice in one forward call");
-      }
-      seen[item.sequence.slot] = true;
-      if (item.tokens.empty()) throw engine_error(engine_error_code::invalid_argument, "forward item with no tokens");
-      for (const token_id id : item.tokens) {
-        if (id < 0 || static_cast<std::uint32_t>(id) >= model_.n_vocab) {
-          throw engine_error(engine_error_code::invalid_argument,
-                             "token id " + std::to_string(id) + " outside the vocabulary of " +
-                                 std::to_string(model_.n_vocab));
-        }
-      }
-      if (std::uint64_t{s.length} + item.tokens.size() > s.capacity) {
-        throw engine_error(engine_error_code::context_overflow,
-                           "sequence holds " + std::to_string(s.length) + " tokens; " +
-                               std::to_string(item.tokens.size()) + " more exceed its " +
-                               std::to_string(s.capacity) + " reserved positions");
-      }
-    }
-  }
-
   model::gguf_file file_;
   decoder_model model_;
   cpu_engine_options options_;
@@ -243,7 +194,8 @@ class cpu_engine final : public engine {
   cpu_run_config run_;
   std::vector<std::size_t> layer_offset_;  // floats per position before layer l's K/V (prefix sums)
   std::uint32_t context_limit_ = 0;
-  std::vector<kv_slot> slots_;
+  kv_slot_table slots_;
+  std::vector<std::vector<float>> kv_data_;  // per slot, per layer: K [capacity][kv_width], then V
   std::uint64_t kv_bytes_used_ = 0;
   model_summary summary_;
 };

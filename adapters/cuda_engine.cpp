@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <unordered_map>
 #include <variant>
 
 #include "adapters/cuda_engine_state.hpp"
+#include "adapters/kv_slots.hpp"
 #include "cpu/rope.hpp"
 #include "gpu/attention.cuh"
 #include "gpu/gpu_error.hpp"
@@ -36,13 +38,6 @@ struct pinned_block {
   ~pinned_block() { if (p) cudaFreeHost(p); }
 };
 
-struct kv_slot {
-  bool open = false;
-  std::uint32_t capacity = 0;
-  std::uint32_t length = 0;
-  void* mem = nullptr;
-};
-
 class cuda_engine_impl final : public cuda_engine {
  public:
   cuda_engine_impl(const std::filesystem::path& path, const cuda_engine_options& opt)
@@ -51,7 +46,8 @@ class cuda_engine_impl final : public cuda_engine {
     bind_dims();
     context_limit_ = std::min(opt.max_context ? opt.max_context : model_.n_ctx_train, model_.n_ctx_train);
     chunk_ = std::max<std::uint32_t>(1, opt.prefill_chunk);
-    slots_.resize(opt.max_sequences);
+    slots_ = kv_slot_table(opt.max_sequences, context_limit_, dm_.vocab);
+    kv_mem_.assign(opt.max_sequences, nullptr);
 
     // Pre-flight: weights + planned KV + scratch + RoPE table + headroom against free VRAM.
     gpu::vram_plan plan;
@@ -98,38 +94,36 @@ class cuda_engine_impl final : public cuda_engine {
   const model_summary& summary() const override { return summary_; }
 
   sequence_handle open_sequence(std::uint32_t max_positions) override {
-    if (max_positions == 0) throw engine_error(engine_error_code::invalid_argument, "max_positions must be positive");
-    if (max_positions > context_limit_) {
-      throw engine_error(engine_error_code::context_overflow, "requested " + std::to_string(max_positions) +
-                                                                  " positions, the context limit is " +
-                                                                  std::to_string(context_limit_));
+    select_device();
+    slots_.check_open(max_positions);
+    const std::uint32_t i = slots_.free_slot();
+    try {
+      std::lock_guard lock(alloc_mutex_);
+      kv_mem_[i] = arena_.allocate(max_positions * kv_bytes_per_position(), "kv");
+    } catch (const gpu::gpu_error& e) {
+      throw to_engine_error(e);
     }
-    for (std::uint32_t i = 0; i < slots_.size(); ++i) {
-      if (slots_[i].open) continue;
-      try {
-        slots_[i].mem = arena_.allocate(max_positions * kv_bytes_per_position(), "kv");
-      } catch (const gpu::gpu_error& e) {
-        throw to_engine_error(e);
-      }
-      slots_[i].open = true;
-      slots_[i].capacity = max_positions;
-      slots_[i].length = 0;
-      return sequence_handle{i};
-    }
-    throw engine_error(engine_error_code::kv_exhausted, "all " + std::to_string(slots_.size()) + " sequence slots are in use");
+    slots_.open(i, max_positions);
+    return sequence_handle{i};
   }
 
   void close_sequence(sequence_handle sequence) noexcept override {
-    if (!sequence.valid() || sequence.slot >= slots_.size() || !slots_[sequence.slot].open) return;
+    if (!slots_.is_open(sequence)) return;
+    cudaSetDevice(opt_.device);
     cudaStreamSynchronize(ctx_.compute_stream());
-    arena_.release(slots_[sequence.slot].mem);
-    slots_[sequence.slot] = kv_slot{};
+    {
+      std::lock_guard lock(alloc_mutex_);
+      arena_.release(kv_mem_[sequence.slot]);
+    }
+    kv_mem_[sequence.slot] = nullptr;
+    slots_.close(sequence);
   }
 
-  std::uint32_t sequence_length(sequence_handle sequence) const override { return slot_of(sequence).length; }
+  std::uint32_t sequence_length(sequence_handle sequence) const override { return slots_.at(sequence).length; }
 
   std::vector<forward_output> forward(std::span<const forward_item> items) override {
-    validate(items);
+    select_device();
+    slots_.validate(items);
     std::vector<forward_output> out(items.size());
     try {
       // Prefill items one at a time, in chunks; decode items (one token) batched through the graph.
@@ -164,7 +158,7 @@ class cuda_engine_impl final : public cuda_engine {
     } catch (const gpu::gpu_error& e) {
       throw to_engine_error(e);
     }
-    for (const auto& item : items) slots_[item.sequence.slot].length += static_cast<std::uint32_t>(item.tokens.size());
+    slots_.commit(items);
     return out;
   }
 
@@ -173,7 +167,8 @@ class cuda_engine_impl final : public cuda_engine {
   std::vector<token_id> decode_sample(std::span<const cuda_sample_item> items) override {
     std::vector<forward_item> fi;
     for (const auto& it : items) fi.push_back(forward_item{it.sequence, std::span(&it.token, 1), false});
-    validate(fi);
+    select_device();
+    slots_.validate(fi);
     std::vector<token_id> result(items.size());
     try {
       for (std::size_t d0 = 0; d0 < items.size(); d0 += k_max_batch) {
@@ -190,7 +185,7 @@ class cuda_engine_impl final : public cuda_engine {
     } catch (const gpu::gpu_error& e) {
       throw to_engine_error(e);
     }
-    for (const auto& it : items) slots_[it.sequence.slot].length += 1;
+    slots_.commit(fi);
     return result;
   }
 
@@ -203,6 +198,29 @@ class cuda_engine_impl final : public cuda_engine {
   }
 
   std::uint64_t vram_bytes() const override { return arena_.bytes_in_use(); }
+
+  // Driver queries only (cudaMemGetInfo, cudaPointerGetAttributes): nothing waits for the streams.
+  memory_report memory_state() const override {
+    memory_report r;
+    r.on_device = true;
+    cudaSetDevice(opt_.device);  // the calling thread's current device, for cudaMemGetInfo
+    std::size_t free_bytes = 0, total_bytes = 0;
+    if (cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) {
+      r.device_total = total_bytes;
+      r.device_used = total_bytes - free_bytes;
+    } else {
+      cudaGetLastError();
+    }
+    std::lock_guard lock(alloc_mutex_);
+    bool all_device = true;
+    for (const auto& a : arena_.allocations()) {
+      ++r.allocations;
+      r.engine_bytes += a.bytes;
+      all_device = all_device && gpu::is_device_resident(a.ptr, opt_.device);
+    }
+    r.resident = all_device && r.allocations > 0;
+    return r;
+  }
   int device_index() const override { return opt_.device; }
 
   void inject_kv_allocation_failure(bool on) override {
@@ -222,11 +240,21 @@ class cuda_engine_impl final : public cuda_engine {
         bytes += t.bytes;
       }
     }
-    for (const auto& s : sequences) bytes += std::uint64_t{slot_of(s).length + 1} * kv_bytes_per_position();
+    for (const auto& s : sequences) bytes += std::uint64_t{slots_.at(s).length + 1} * kv_bytes_per_position();
     return bytes;
   }
 
  private:
+  // The runtime's current device is per thread, and the engine is called from whichever thread runs
+  // the request (the worker's inference actor is not the thread that loaded the model).
+  void select_device() const {
+    const cudaError_t err = cudaSetDevice(opt_.device);
+    if (err != cudaSuccess) {
+      throw engine_error(engine_error_code::device_error,
+                         "cudaSetDevice(" + std::to_string(opt_.device) + "): " + cudaGetErrorString(err));
+    }
+  }
+
   std::uint64_t kv_bytes_per_position() const { return std::uint64_t{dm_.layers.size()} * 2 * dm_.kv_dim * 2; }
   std::uint64_t rope_bytes() const { return std::uint64_t{context_limit_} * (dm_.head_dim / 2) * sizeof(float2); }
 
@@ -347,41 +375,10 @@ class cuda_engine_impl final : public cuda_engine {
     return std::string(model::type_name(dm_.output.type));
   }
 
-  const kv_slot& slot_of(sequence_handle sequence) const {
-    if (!sequence.valid() || sequence.slot >= slots_.size() || !slots_[sequence.slot].open) {
-      throw engine_error(engine_error_code::invalid_argument, "unknown sequence");
-    }
-    return slots_[sequence.slot];
-  }
-
-  void validate(std::span<const forward_item> items) const {
-    if (items.empty()) throw engine_error(engine_error_code::invalid_argument, "forward with no items");
-    std::vector<bool> seen(slots_.size(), false);
-    for (const auto& item : items) {
-      const kv_slot& s = slot_of(item.sequence);
-      if (seen[item.sequence.slot]) {
-        throw engine_error(engine_error_code::invalid_argument, "a sequence appears twice in one forward call");
-      }
-      seen[item.sequence.slot] = true;
-      if (item.tokens.empty()) throw engine_error(engine_error_code::invalid_argument, "forward item with no tokens");
-      for (const token_id id : item.tokens) {
-        if (id < 0 || static_cast<std::uint32_t>(id) >= dm_.vocab) {
-          throw engine_error(engine_error_code::invalid_argument,
-                             "token id " + std::to_string(id) + " outside the vocabulary of " + std::to_string(dm_.vocab));
-        }
-      }
-      if (std::uint64_t{s.length} + item.tokens.size() > s.capacity) {
-        throw engine_error(engine_error_code::context_overflow,
-                           "sequence holds " + std::to_string(s.length) + " tokens; " + std::to_string(item.tokens.size()) +
-                               " more exceed its " + std::to_string(s.capacity) + " reserved positions");
-      }
-    }
-  }
-
-  gpu::kv_seq_desc desc_of(const kv_slot& s) const {
+  gpu::kv_seq_desc desc_of(sequence_handle sequence) const {
     gpu::kv_seq_desc d;
-    d.base = static_cast<__half*>(s.mem);
-    d.capacity = static_cast<std::int32_t>(s.capacity);
+    d.base = static_cast<__half*>(kv_mem_[sequence.slot]);
+    d.capacity = static_cast<std::int32_t>(slots_.at(sequence).capacity);
     return d;
   }
 
@@ -389,17 +386,16 @@ class cuda_engine_impl final : public cuda_engine {
     const auto b = static_cast<std::uint32_t>(seqs.size());
     WORKER_CUDA_CHECK(cudaStreamSynchronize(ctx_.compute_stream()));  // the mirror is free again
     for (std::uint32_t j = 0; j < b; ++j) {
-      const kv_slot& s = slots_[seqs[j].slot];
       hm_.ids[j] = toks[j];
-      hm_.seqs[j] = desc_of(s);
+      hm_.seqs[j] = desc_of(seqs[j]);
       hm_.tok_seq[j] = static_cast<std::int32_t>(j);
-      hm_.tok_pos[j] = static_cast<std::int32_t>(s.length);
+      hm_.tok_pos[j] = static_cast<std::int32_t>(slots_.at(seqs[j]).length);
     }
     graphs_.launch(pc_, b, opt_.cuda_graphs);
   }
 
   void prefill(const forward_item& item, forward_output& out) {
-    const kv_slot& s = slots_[item.sequence.slot];
+    const kv_slot_state& s = slots_.at(item.sequence);
     const auto n_total = static_cast<std::uint32_t>(item.tokens.size());
     out.rows = item.all_logits ? n_total : 1;
     out.logits.resize(static_cast<std::size_t>(out.rows) * dm_.vocab);
@@ -410,7 +406,7 @@ class cuda_engine_impl final : public cuda_engine {
         hm_.p_ids[t] = item.tokens[c0 + t];
         hm_.p_tok_pos[t] = static_cast<std::int32_t>(s.length + c0 + t);
       }
-      *hm_.p_seq = desc_of(s);
+      *hm_.p_seq = desc_of(item.sequence);
       const bool last = c0 + n == n_total;
       float* dst = item.all_logits ? out.logits.data() + static_cast<std::size_t>(c0) * dm_.vocab : out.logits.data();
       run_prefill_chunk(pc_, n, item.all_logits || last, item.all_logits, dst);
@@ -484,7 +480,11 @@ class cuda_engine_impl final : public cuda_engine {
   pinned_block host_block_;
   pass_context pc_;
   decode_graphs graphs_;
-  std::vector<kv_slot> slots_;
+  kv_slot_table slots_;
+  std::vector<void*> kv_mem_;  // per slot: its KV block (arena allocation), null when closed
+  // Held around arena allocations and releases made after loading, and by memory_state() for its
+  // whole check, so that a pointer it inspects cannot be freed under it.
+  mutable std::mutex alloc_mutex_;
   std::uint32_t context_limit_ = 0;
   std::uint32_t chunk_ = 0;
   cuda_load_report report_;

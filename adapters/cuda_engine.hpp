@@ -12,6 +12,9 @@
 //
 // Recoverable failures keep the engine usable: open_sequence turns a failed KV allocation into
 // engine_error(vram_oom) and leaves VRAM as it was.
+// memory_state() (the one thread-safe call) reports cudaMemGetInfo of the device and checks every
+// arena allocation with cudaPointerGetAttributes; it shares only the allocation lock with
+// open_sequence/close_sequence. Every call selects the engine's device on the calling thread first.
 #pragma once
 
 #include <cstdint>

@@ -64,6 +64,17 @@ struct forward_item {
   bool all_logits = false;           // true: logits for every appended position (teacher forcing)
 };
 
+// Where an engine's memory is, for the worker's `status` (docs/protocol.md §4.8). A host engine (the
+// CPU reference) has no device memory: `on_device` false, the byte counts 0, `resident` true.
+struct memory_report {
+  bool on_device = false;          // the engine keeps its model in device memory
+  std::uint64_t device_used = 0;   // bytes in use on the whole device, every process (total − free)
+  std::uint64_t device_total = 0;  // the device's memory
+  std::uint64_t engine_bytes = 0;  // the engine's own allocations (weights, KV, scratch)
+  std::uint32_t allocations = 0;   // allocations the residency check inspected
+  bool resident = true;            // each of them is plain device memory of the engine's device
+};
+
 // Logits of one forward_item: rows = all_logits ? tokens.size() : 1, each `vocab_size` floats.
 struct forward_output {
   std::vector<float> logits;
@@ -87,6 +98,12 @@ class engine {
   // Appends each item's tokens to its sequence and computes logits (see forward_item). One output per
   // item, in order. On throw, no sequence has changed length.
   virtual std::vector<forward_output> forward(std::span<const forward_item> items) = 0;
+
+  // Live memory figures and the residency check (every allocation is device memory). Unlike the calls
+  // above it is thread-safe: it may run on any thread while another call is in flight (the worker runs
+  // it periodically on its own thread). It never waits for device work, only asks the driver. The
+  // default is a host engine's answer.
+  virtual memory_report memory_state() const { return {}; }
 };
 
 }  // namespace worker::adapters

@@ -111,6 +111,9 @@ status_report read_status(const reader& r) {
   s.resident = r.boolean("resident");
   s.vram_used = r.uint("vram_used");
   s.vram_total = r.uint("vram_total");
+  // Added after the first release of version 1: absent from older workers.
+  if (r.has("vram_engine")) s.vram_engine = r.uint("vram_engine");
+  if (r.has("residency_checked_ms")) s.residency_checked_ms = r.uint("residency_checked_ms");
   s.jobs_active = r.u32("jobs_active");
   s.jobs_queued = r.u32("jobs_queued");
   s.streams = r.u32("streams");

@@ -54,6 +54,8 @@ void status_fields(map_writer& w, const status_report& s) {
       .boolean("resident", s.resident)
       .uint("vram_used", s.vram_used)
       .uint("vram_total", s.vram_total)
+      .uint("vram_engine", s.vram_engine)
+      .uint("residency_checked_ms", s.residency_checked_ms)
       .uint("jobs_active", s.jobs_active)
       .uint("jobs_queued", s.jobs_queued)
       .uint("streams", s.streams)

@@ -155,9 +155,11 @@ struct status_report {
   worker_state state = worker_state::loading;
   std::optional<model_info> model;  // absent while loading
   std::string device;
-  bool resident = false;
-  std::uint64_t vram_used = 0;
-  std::uint64_t vram_total = 0;
+  bool resident = false;               // last residency check passed (host engines: the model is loaded)
+  std::uint64_t vram_used = 0;         // device memory in use, every process (total - free); 0 on the CPU
+  std::uint64_t vram_total = 0;        // device memory; 0 on the CPU
+  std::uint64_t vram_engine = 0;       // the engine's own device allocations; 0 on the CPU
+  std::uint64_t residency_checked_ms = 0;  // unix ms of the last memory check; 0: none yet (or a host engine)
   std::uint32_t jobs_active = 0;
   std::uint32_t jobs_queued = 0;
   std::uint32_t streams = 0;

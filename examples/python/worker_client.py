@@ -157,7 +157,12 @@ def watch(args):
             job = f" {event['job_id']}" if event.get("job_id") else ""
             print(f"{event['actor']:>12} {event['action']:<12}{job} {event['human']}")
         elif event["kind"] == "status" and args.verbose:
-            print(f"status: {event['state']} active {event['jobs_active']} queued {event['jobs_queued']}")
+            vram = ""
+            if event.get("vram_total"):
+                vram = (f" vram {event['vram_used'] / 2**30:.2f}/{event['vram_total'] / 2**30:.2f} GiB"
+                        f" (engine {event.get('vram_engine', 0) / 2**30:.2f})")
+            print(f"status: {event['state']} active {event['jobs_active']} queued {event['jobs_queued']}{vram}"
+                  f" resident {event['resident']}")
     return 0
 
 

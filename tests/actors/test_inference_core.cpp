@@ -1,7 +1,8 @@
 // inference_core, without actors or sockets: a job stepped by the core gives exactly what
 // adapters::generate gives for the same prompt, seed and stop strings, alone or batched with others
 // that join and leave at different steps; an allocation failure in a batched step fails only the job
-// that fails alone.
+// that fails alone. With an engine that samples on the device (a cuda_engine; emulated here over the
+// CPU engine) every decode step goes through decode_sample, with the same tokens.
 #include <catch2/catch.hpp>
 
 #include <map>
@@ -11,6 +12,7 @@
 #include "adapters/generation.hpp"
 #include "model/chat/chat_format.hpp"
 #include "protocol/utf8.hpp"
+#include "tests/actors/support/device_sampling_engine.hpp"
 #include "tests/actors/support/faulty_engine.hpp"
 #include "tests/actors/support/test_worker.hpp"
 
@@ -33,6 +35,16 @@ std::shared_ptr<actors::model_bundle> load(actors::engine_factory factory = {}) 
   o.max_context = 512;
   o.factory = std::move(factory);
   return actors::load_model_bundle(o, {});
+}
+
+// The tiny model behind an engine decorator `E` over the CPU engine; `out` points at the decorator.
+template <typename E>
+std::shared_ptr<actors::model_bundle> load_wrapped(E*& out) {
+  return load([&out](const std::filesystem::path& path) {
+    auto e = std::make_unique<E>(adapters::open_cpu_engine(path, {}));
+    out = e.get();
+    return e;
+  });
 }
 
 job_plan plan(const actors::model_bundle& m, std::string id, const std::string& prompt, std::uint32_t max_tokens,
@@ -213,11 +225,7 @@ TEST_CASE("bytes that are not UTF-8 reach the client as U+FFFD, with generate's 
 
 TEST_CASE("an allocation failure inside a batch fails only the job that fails alone", "[inference_core][oom]") {
   test::faulty_engine* faulty = nullptr;
-  auto m = load([&](const std::filesystem::path& path) {
-    auto e = std::make_unique<test::faulty_engine>(adapters::open_cpu_engine(path, {}));
-    faulty = e.get();
-    return e;
-  });
+  auto m = load_wrapped(faulty);
   const auto healthy = plan(*m, "healthy", "This job must not notice anything", 8, 42);
   const auto ref = reference(*m, healthy, 64);
 
@@ -247,5 +255,53 @@ TEST_CASE("a prompt that does not fit the context is refused before anything is 
   const auto f = core.admit(p);
   REQUIRE(f.has_value());
   CHECK(f->code == protocol::error_code::context_overflow);
+  CHECK(core.idle());
+}
+
+TEST_CASE("on a device-sampling engine every decode step goes through decode_sample, with generate's tokens",
+          "[inference_core][device_sampling]") {
+  test::device_sampling_engine* device = nullptr;
+  auto m = load_wrapped(device);
+  std::vector<job_plan> jobs;
+  for (int i = 0; i < 4; ++i) {
+    auto p = plan(*m, numbered("d", i), numbered("Sampling on the device, job ", i), 7 + i, 300 + i);
+    p.sampling.repetition_penalty = 1.3f;  // the history handed to the device sampler matters
+    p.sampling.frequency_penalty = 0.2f;
+    jobs.push_back(std::move(p));
+  }
+  std::map<std::string, adapters::generation_result> refs;
+  for (const auto& p : jobs) refs[p.job_id] = reference(*m, p, 64);
+
+  const auto forward_before = device->forward_items();  // the references ran through forward()
+  actors::inference_core core(m, 64);                     // each prompt is one prefill item
+  auto got = run(core, jobs);
+  std::uint64_t decode_steps = 0;
+  for (const auto& [id, ref] : refs) {
+    INFO("job " << id);
+    CHECK(got[id].tokens == ref.tokens);
+    CHECK_FALSE(got[id].failure.has_value());
+    decode_steps += ref.tokens.size() - 1;  // the first token comes from the prefill's logits
+  }
+  CHECK(device->sampled_items() == decode_steps);
+  CHECK(device->forward_items() - forward_before == jobs.size());  // prefill only
+}
+
+TEST_CASE("an allocation failure in a device-sampled step fails only the job that fails alone",
+          "[inference_core][device_sampling][oom]") {
+  test::device_sampling_engine* device = nullptr;
+  auto m = load_wrapped(device);
+  const auto healthy = plan(*m, "healthy", "This job must not notice anything", 8, 42);
+  const auto ref = reference(*m, healthy, 64);
+  actors::inference_core core(m, 64);
+  REQUIRE_FALSE(core.admit(healthy).has_value());
+  device->poison_next_open();
+  REQUIRE_FALSE(core.admit(plan(*m, "victim", "This job will run out of memory while sampling", 8, 43)).has_value());
+
+  auto got = run(core, {});
+  CHECK(got["victim"].failure == protocol::error_code::vram_oom);
+  CHECK(got["victim"].tokens.size() == 1);  // its first token came from the prefill
+  CHECK_FALSE(got["healthy"].failure.has_value());
+  CHECK(got["healthy"].tokens == ref.tokens);
+  CHECK(core.oom_failures() == 1);
   CHECK(core.idle());
 }

@@ -33,30 +33,7 @@ struct reference_runner {
     model = actors::load_model_bundle(o, {});
   }
 
-  adapters::generation_request request(const protocol::submit_request& s) const {
-    adapters::generation_request r;
-    std::vector<model::token_id> ids;
-    if (s.prompt) {
-      ids = model->tokenizer.encode(*s.prompt);
-    } else {
-      model::chat_request chat;
-      for (const auto& m : s.messages) {
-        chat.messages.push_back({*model::chat_role_from_string(protocol::to_string(m.role)), m.content});
-      }
-      chat.assistant_prefill = s.assistant_prefill;
-      ids = model::chat_render(model->tokenizer, model::chat_format_kind::chatml, chat).ids;
-    }
-    r.prompt.assign(ids.begin(), ids.end());
-    r.sampling.temperature = s.sampling.temperature;
-    r.sampling.top_k = s.sampling.top_k;
-    r.sampling.top_p = s.sampling.top_p;
-    r.sampling.min_p = s.sampling.min_p;
-    r.sampling.seed = *s.sampling.seed;
-    r.max_tokens = s.sampling.max_tokens;
-    r.eog_tokens = model->eog;
-    r.stop_strings = s.sampling.stop;
-    return r;
-  }
+  adapters::generation_request request(const protocol::submit_request& s) const { return reference_request(*model, s); }
 
   std::vector<adapters::generation_result> run(const std::vector<protocol::submit_request>& jobs) const {
     std::vector<adapters::generation_request> rs;
@@ -282,7 +259,12 @@ TEST_CASE("status and ping answer with the documented fields", "[e2e]") {
   CHECK(s.model->architecture == "qwen2");
   CHECK(s.model->vocab_size == 152064);
   CHECK(s.streams == 1);
+  // The CPU engine holds no device memory: resident once loaded, no VRAM figures, no device check.
   CHECK(s.resident);
+  CHECK(s.vram_used == 0);
+  CHECK(s.vram_total == 0);
+  CHECK(s.vram_engine == 0);
+  CHECK(s.residency_checked_ms == 0);
   CHECK(s.uptime_s > 0);
   const auto p = std::get<protocol::pong_reply>(c.ask(protocol::ping_request{"p-1"}));
   CHECK(p.request_id == std::optional<std::string>("p-1"));

@@ -14,6 +14,31 @@
 
 namespace worker::test {
 
+// Sequences whose engine calls must fail: poison_next_open() marks the next sequence opened (report
+// each open with opened()), and closing it (closed()) clears the mark. Thread-safe.
+class poisoned_slots {
+ public:
+  void poison_next_open() { next_ = true; }
+  void opened(adapters::sequence_handle h) {
+    if (!next_.exchange(false)) return;
+    std::lock_guard lock(mutex_);
+    slots_.insert(h.slot);
+  }
+  void closed(adapters::sequence_handle h) {
+    std::lock_guard lock(mutex_);
+    slots_.erase(h.slot);
+  }
+  bool contains(adapters::sequence_handle h) const {
+    std::lock_guard lock(mutex_);
+    return slots_.count(h.slot) != 0;
+  }
+
+ private:
+  std::atomic<bool> next_{false};
+  mutable std::mutex mutex_;
+  std::set<std::uint32_t> slots_;
+};
+
 class faulty_engine final : public adapters::engine {
  public:
   explicit faulty_engine(std::unique_ptr<adapters::engine> inner) : inner_(std::move(inner)) {}
@@ -21,7 +46,7 @@ class faulty_engine final : public adapters::engine {
   // The next `n` open_sequence calls fail with vram_oom.
   void fail_next_opens(int n) { fail_opens_ = n; }
   // The next sequence opened succeeds, but every forward that includes it fails with vram_oom.
-  void poison_next_open() { poison_next_ = true; }
+  void poison_next_open() { poisoned_.poison_next_open(); }
   int injected_failures() const { return injected_; }
 
   const adapters::model_summary& summary() const override { return inner_->summary(); }
@@ -34,18 +59,12 @@ class faulty_engine final : public adapters::engine {
                                    "injected: KV cache allocation failed");
     }
     auto h = inner_->open_sequence(max_positions);
-    if (poison_next_.exchange(false)) {
-      std::lock_guard lock(mutex_);
-      poisoned_.insert(h.slot);
-    }
+    poisoned_.opened(h);
     return h;
   }
 
   void close_sequence(adapters::sequence_handle sequence) noexcept override {
-    {
-      std::lock_guard lock(mutex_);
-      poisoned_.erase(sequence.slot);
-    }
+    poisoned_.closed(sequence);
     inner_->close_sequence(sequence);
   }
 
@@ -54,14 +73,10 @@ class faulty_engine final : public adapters::engine {
   }
 
   std::vector<adapters::forward_output> forward(std::span<const adapters::forward_item> items) override {
-    {
-      std::lock_guard lock(mutex_);
-      for (const auto& item : items) {
-        if (poisoned_.count(item.sequence.slot) != 0) {
-          ++injected_;
-          throw adapters::engine_error(adapters::engine_error_code::vram_oom,
-                                       "injected: scratch allocation failed");
-        }
+    for (const auto& item : items) {
+      if (poisoned_.contains(item.sequence)) {
+        ++injected_;
+        throw adapters::engine_error(adapters::engine_error_code::vram_oom, "injected: scratch allocation failed");
       }
     }
     return inner_->forward(items);
@@ -70,10 +85,8 @@ class faulty_engine final : public adapters::engine {
  private:
   std::unique_ptr<adapters::engine> inner_;
   std::atomic<int> fail_opens_{0};
-  std::atomic<bool> poison_next_{false};
   std::atomic<int> injected_{0};
-  std::mutex mutex_;
-  std::set<std::uint32_t> poisoned_;
+  poisoned_slots poisoned_;
 };
 
 }  // namespace worker::test

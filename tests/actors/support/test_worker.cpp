@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "model/chat/chat_format.hpp"
 #include "model/synth/synth_generator.hpp"
 #include "model/tokenizer/stream_decoder.hpp"
 
@@ -41,10 +42,40 @@ std::filesystem::path tiny_gpt_oss_path() {
   return synth_model("WORKER_ORCD_TINY_GPT_OSS", WORKER_TEST_TINY_GPT_OSS, "tiny-gpt-oss", WORKER_TEST_GPT_OSS_TOKENIZER);
 }
 
-actors::worker_options tiny_worker_options() {
+actors::worker_options tiny_worker_options() { return loopback_worker_options(tiny_model_path(), "cpu"); }
+
+adapters::generation_request reference_request(const actors::model_bundle& model, const protocol::submit_request& s) {
+  adapters::generation_request r;
+  std::vector<model::token_id> ids;
+  if (s.prompt) {
+    ids = model.tokenizer.encode(*s.prompt);
+  } else {
+    model::chat_request chat;
+    for (const auto& m : s.messages) {
+      chat.messages.push_back({*model::chat_role_from_string(protocol::to_string(m.role)), m.content});
+    }
+    chat.assistant_prefill = s.assistant_prefill;
+    ids = model::chat_render(model.tokenizer, model.chat.value_or(model::chat_format_kind::chatml), chat).ids;
+  }
+  r.prompt.assign(ids.begin(), ids.end());
+  r.sampling.temperature = s.sampling.temperature;
+  r.sampling.top_k = s.sampling.top_k;
+  r.sampling.top_p = s.sampling.top_p;
+  r.sampling.min_p = s.sampling.min_p;
+  r.sampling.repetition_penalty = s.sampling.repetition_penalty;
+  r.sampling.presence_penalty = s.sampling.presence_penalty;
+  r.sampling.frequency_penalty = s.sampling.frequency_penalty;
+  r.sampling.seed = s.sampling.seed.value();
+  r.max_tokens = s.sampling.max_tokens;
+  r.eog_tokens = model.eog;
+  r.stop_strings = s.sampling.stop;
+  return r;
+}
+
+actors::worker_options loopback_worker_options(std::filesystem::path model, std::string device) {
   actors::worker_options o;
-  o.load.model = tiny_model_path();
-  o.load.device = "cpu";
+  o.load.model = std::move(model);
+  o.load.device = std::move(device);
   o.load.max_context = 512;
   o.sockets.listen = "tcp://127.0.0.1:*";
   o.sockets.events = "tcp://127.0.0.1:*";

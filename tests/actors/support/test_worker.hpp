@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "actors/worker.hpp"
+#include "adapters/generation.hpp"
 #include "protocol/codec.hpp"
 
 namespace worker::test {
@@ -27,8 +28,14 @@ std::filesystem::path tiny_model_path();
 // The tiny gpt-oss model: $WORKER_ORCD_TINY_GPT_OSS, else <build>/tests/actors/tiny-gpt-oss.gguf.
 std::filesystem::path tiny_gpt_oss_path();
 
+// Options for a worker on tcp://127.0.0.1:* with `model` on `device` (context 512, status every 200 ms).
+actors::worker_options loopback_worker_options(std::filesystem::path model, std::string device);
 // Options for a worker on tcp://127.0.0.1:* with the tiny model on the CPU engine.
 actors::worker_options tiny_worker_options();
+
+// The reference for a job: the generation request `generate` runs for `s` (prompt tokenized or chat
+// rendered with the model's format, sampling mapped as actors/job_setup.cpp does; `s` has a seed).
+adapters::generation_request reference_request(const actors::model_bundle& model, const protocol::submit_request& s);
 
 // A running in-process worker; the destructor shuts it down gracefully and waits.
 class test_worker {
