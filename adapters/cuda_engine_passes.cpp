@@ -6,8 +6,10 @@
 #if WORKER_ORCD_HAVE_CUDA
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "gpu/attention.cuh"
@@ -51,6 +53,7 @@ void walk_layout(const dev_model& m, std::uint32_t chunk, std::uint32_t context,
   take("act", B * m.n_ff * 4);
   take("att_po", B * m.n_head * max_splits * m.head_dim * 4);
   take("att_pml", B * m.n_head * max_splits * sizeof(float2));
+  take("att_count", B * m.n_head_kv * 4);
   take("logits", B * m.vocab * 4);
   take("sparams", B * sizeof(gpu::sample_params));
   take("pen_tokens", B * 4096 * 4);
@@ -96,8 +99,28 @@ gpu::matvec_x decode_x(const scratch& s, const float* f32, std::uint32_t ld_f32,
   return x;
 }
 
-gpu::rmsnorm_args norm_to_x(const scratch& s, float* h, std::uint32_t d, const float* w, std::uint32_t n, float eps) {
+// Decode-step fusions, all bit-identical to the separate launches: RoPE + KV store inside the attention
+// kernel, the attention merge inside its last split block, and programmatic dependent launch of the
+// RMSNorm, attention and int8-quantization kernels. Measured (H200, run 10, docs/performance.md): each
+// made decode 1-5 % slower, so they are off unless WORKER_ORCD_DECODE_FUSE=rope,merge,pdl (any subset)
+// turns them on, for measuring.
+struct decode_fusion {
+  bool rope = false, merge = false, pdl = false;
+};
+decode_fusion decode_fusion_from_env() {
+  decode_fusion f;
+  const char* e = std::getenv("WORKER_ORCD_DECODE_FUSE");
+  const std::string v = std::string(",") + (e ? e : "") + ",";
+  if (v.find(",rope,") != std::string::npos) f.rope = true;
+  if (v.find(",merge,") != std::string::npos) f.merge = true;
+  if (v.find(",pdl,") != std::string::npos) f.pdl = true;
+  return f;
+}
+
+gpu::rmsnorm_args norm_to_x(const scratch& s, float* h, std::uint32_t d, const float* w, std::uint32_t n, float eps,
+                            bool pdl = false) {
   gpu::rmsnorm_args a;
+  a.pdl = pdl;
   a.h = h;
   a.ldh = d;
   a.weight = w;
@@ -172,6 +195,11 @@ void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t contex
     else if (name == "act") set(s.act);
     else if (name == "att_po") set(s.att_po);
     else if (name == "att_pml") set(s.att_pml);
+    else if (name == "att_count") {
+      set(s.att_count);
+      // The fused attention merge needs its counters at zero once; each use returns them to zero.
+      WORKER_CUDA_CHECK(cudaMemset(p, 0, bytes));
+    }
     else if (name == "logits") set(s.logits);
     else if (name == "sparams") set(s.sparams);
     else if (name == "pen_tokens") set(s.pen_tokens);
@@ -210,6 +238,7 @@ void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t contex
 }
 
 void enqueue_decode(const pass_context& pc, std::uint32_t b) {
+  static const decode_fusion fuse = decode_fusion_from_env();
   const dev_model& m = *pc.model;
   const scratch& s = *pc.s;
   const host_mirror& hm = *pc.hm;
@@ -223,28 +252,8 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
   const gpu::matvec_x x = decode_x(s, s.xf, s.xw, b);
   for (std::uint32_t l = 0; l < m.layers.size(); ++l) {
     const dev_layer& L = m.layers[l];
-    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.attn_norm, b, m.eps), st);
+    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.attn_norm, b, m.eps, fuse.pdl && l > 0), st);
     qkv_matvec(L, x, s, m, st);
-
-    gpu::rope_kv_args r;
-    r.q = s.q;
-    r.ldq = m.q_dim;
-    r.k = s.k;
-    r.ldk = m.kv_dim;
-    r.v = s.v;
-    r.ldv = m.kv_dim;
-    r.cos_sin = s.rope;
-    r.table_positions = s.rope_positions;
-    r.seqs = s.seqs;
-    r.token_seq = s.tok_seq;
-    r.token_pos = s.tok_pos;
-    r.layer = l;
-    r.n = b;
-    r.n_head = m.n_head;
-    r.n_head_kv = m.n_head_kv;
-    r.head_dim = m.head_dim;
-    r.n_rot = m.head_dim;
-    gpu::rope_qk_store_kv(r, st);
 
     gpu::attention_args a;
     a.q = s.q;
@@ -269,20 +278,51 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
     a.ld_q8 = s.xw_pad;
     a.out_ds = s.xds;
     a.ld_ds = s.xw_pad / 32;
+    a.pdl = fuse.pdl;
+    if (fuse.merge) a.merge_counters = s.att_count;
+    if (fuse.rope) {
+      // RoPE + KV store inside the attention kernel (no launch of their own).
+      a.k_new = s.k;
+      a.ldk = m.kv_dim;
+      a.v_new = s.v;
+      a.ldv = m.kv_dim;
+      a.cos_sin = s.rope;
+      a.table_positions = s.rope_positions;
+    } else {
+      gpu::rope_kv_args r;
+      r.q = s.q;
+      r.ldq = m.q_dim;
+      r.k = s.k;
+      r.ldk = m.kv_dim;
+      r.v = s.v;
+      r.ldv = m.kv_dim;
+      r.cos_sin = s.rope;
+      r.table_positions = s.rope_positions;
+      r.seqs = s.seqs;
+      r.token_seq = s.tok_seq;
+      r.token_pos = s.tok_pos;
+      r.layer = l;
+      r.n = b;
+      r.n_head = m.n_head;
+      r.n_head_kv = m.n_head_kv;
+      r.head_dim = m.head_dim;
+      r.n_rot = m.head_dim;
+      gpu::rope_qk_store_kv(r, st);
+    }
     gpu::attention(a, st);
 
     const gpu::matvec_out o{L.wo, nullptr, s.h, m.d, true};
     gpu::matvec(std::span(&o, 1), x, st);
 
-    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.ffn_norm, b, m.eps), st);
+    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.ffn_norm, b, m.eps, fuse.pdl), st);
     gpu::matvec_swiglu(L.gate, L.up, x, s.act, m.n_ff, st);
     if (gpu::matvec_uses_q8(L.down.type)) {
-      gpu::quantize_q8(s.act, m.n_ff, m.n_ff, b, s.xq, s.xq_lo, s.xw_pad, s.xds, s.xw_pad / 32, st);
+      gpu::quantize_q8(s.act, m.n_ff, m.n_ff, b, s.xq, s.xq_lo, s.xw_pad, s.xds, s.xw_pad / 32, st, fuse.pdl);
     }
     const gpu::matvec_out dn{L.down, nullptr, s.h, m.d, true};
     gpu::matvec(std::span(&dn, 1), decode_x(s, s.act, m.n_ff, b), st);
   }
-  gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, m.output_norm, b, m.eps), st);
+  gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, m.output_norm, b, m.eps, fuse.pdl), st);
   const gpu::matvec_out lo{m.output, nullptr, s.logits, m.vocab, false};
   gpu::matvec(std::span(&lo, 1), x, st);
 }

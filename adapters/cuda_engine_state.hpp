@@ -73,6 +73,7 @@ struct scratch {
   float* act = nullptr;
   float* att_po = nullptr;
   float2* att_pml = nullptr;
+  std::uint32_t* att_count = nullptr;  // [k_max_batch][n_head_kv] fused-merge counters (zero between uses)
   float* logits = nullptr;
   // sampling
   gpu::sample_params* sparams = nullptr;

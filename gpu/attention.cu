@@ -15,8 +15,44 @@ constexpr int k_warps = k_threads / 32;
 
 // --- tier 1: kernels -------------------------------------------------------------------------------
 
+// Merges the ns splits of (query i, head h) at dimension d and writes the outputs (the warp of 32
+// consecutive d's quantizes its block together for out_q8). Partials are read from L2 (__ldcg): in the
+// fused merge other blocks of the same grid wrote them.
+// Writes output column `col` of query i (the warp of 32 consecutive columns quantizes its block together
+// for out_q8: lane = col mod 32).
+__device__ __forceinline__ void write_out(const attention_args& a, std::uint32_t i, std::uint32_t col, float y) {
+  if (a.out) a.out[static_cast<std::size_t>(i) * a.ldo + col] = y;
+  if (a.out_f16) a.out_f16[static_cast<std::size_t>(i) * a.ld_f16 + col] = __float2half_rn(y);
+  if (a.out_q8) {
+    const std::size_t off = static_cast<std::size_t>(i) * a.ld_q8 + (col & ~31u);
+    q8::quantize_block(y, static_cast<int>(col & 31), a.out_q8 + off, a.out_q8_lo + off,
+                       a.out_ds + static_cast<std::size_t>(i) * a.ld_ds + col / 32);
+  }
+}
+
+// Merges the ns splits of (query i, head h) at dimension d: M = max m_j, L = Σ l_j·e^{m_j−M},
+// out = Σ o_j·e^{m_j−M} / L, each sum in split order. Partials are read from L2 (__ldcg).
+template <int HD>
+__device__ __forceinline__ void merge_head(const attention_args& a, std::uint32_t i, std::uint32_t h, int d, std::uint32_t ns) {
+  const std::size_t row0 = (static_cast<std::size_t>(i) * a.n_head + h) * a.max_splits;
+  float M = -INFINITY;
+  for (std::uint32_t j = 0; j < ns; ++j) M = fmaxf(M, __ldcg(a.partial_ml + row0 + j).x);
+  float L = 0.0f, o = 0.0f;
+  for (std::uint32_t j = 0; j < ns; ++j) {
+    const float2 ml = __ldcg(a.partial_ml + row0 + j);
+    const float w = expf(ml.x - M);
+    L = __fmaf_rn(ml.y, w, L);
+    o = __fmaf_rn(__ldcg(a.partial_o + (row0 + j) * HD + d), w, o);
+  }
+  write_out(a, i, h * HD + static_cast<std::uint32_t>(d), __fdiv_rn(o, L));
+}
+
 template <int HD, int G>
 __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_args a) {
+  // As a programmatic dependent (a.pdl): wait for the producer of q/k/v. Then let the next kernel's
+  // blocks start their weight loads (they wait for this grid before reading its outputs).
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;");
   const std::uint32_t j = blockIdx.x, g = blockIdx.y, i = blockIdx.z;
   const std::int32_t pos = a.query_pos[i];
   const std::uint32_t len = static_cast<std::uint32_t>(pos) + 1;
@@ -30,7 +66,35 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   __shared__ float ms[G], ls[G];
 
   const float* q = a.q + static_cast<std::size_t>(i) * a.ldq + static_cast<std::size_t>(g) * G * HD;
-  for (int t = threadIdx.x; t < G * HD; t += k_threads) qs[t / HD][t % HD] = q[t];
+  if (a.k_new) {
+    // RoPE NEOX fused in (attention_args::k_new); the same operations as rope.cu's kernel.
+    if (pos >= seq.capacity || static_cast<std::uint32_t>(pos) >= a.table_positions) __trap();
+    constexpr int half = HD / 2;
+    const float2* cs = a.cos_sin + static_cast<std::size_t>(pos) * half;
+    for (int t = threadIdx.x; t < G * half; t += k_threads) {
+      const int h = t / half, p = t % half;
+      const float x0 = q[h * HD + p], x1 = q[h * HD + p + half];
+      const float2 c = cs[p];
+      qs[h][p] = __fsub_rn(__fmul_rn(x0, c.x), __fmul_rn(x1, c.y));
+      qs[h][p + half] = __fadd_rn(__fmul_rn(x0, c.y), __fmul_rn(x1, c.x));
+    }
+    if (j == static_cast<std::uint32_t>(pos) / a.split) {
+      // This block's split holds the new position: store its K (rotated) and V before reading them.
+      const float* kn = a.k_new + static_cast<std::size_t>(i) * a.ldk + static_cast<std::size_t>(g) * HD;
+      const float* vn = a.v_new + static_cast<std::size_t>(i) * a.ldv + static_cast<std::size_t>(g) * HD;
+      __half* kd = kv_head_ptr(seq, a.layer, 0, g, a.n_head_kv, HD) + static_cast<std::size_t>(pos) * HD;
+      __half* vd = kv_head_ptr(seq, a.layer, 1, g, a.n_head_kv, HD) + static_cast<std::size_t>(pos) * HD;
+      for (int p = threadIdx.x; p < half; p += k_threads) {
+        const float x0 = kn[p], x1 = kn[p + half];
+        const float2 c = cs[p];
+        kd[p] = __float2half_rn(__fsub_rn(__fmul_rn(x0, c.x), __fmul_rn(x1, c.y)));
+        kd[p + half] = __float2half_rn(__fadd_rn(__fmul_rn(x0, c.y), __fmul_rn(x1, c.x)));
+      }
+      for (int d = threadIdx.x; d < HD; d += k_threads) vd[d] = __float2half_rn(vn[d]);
+    }
+  } else {
+    for (int t = threadIdx.x; t < G * HD; t += k_threads) qs[t / HD][t % HD] = q[t];
+  }
   __syncthreads();
 
   const __half* kp = kv_head_ptr(seq, a.layer, 0, g, a.n_head_kv, HD) + static_cast<std::size_t>(start) * HD;
@@ -101,6 +165,69 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
       if (d == 0) a.partial_ml[row] = make_float2(ms[h], ls[h]);
     }
   }
+  if (a.merge_counters) {
+    // The last of the group's ns split blocks to arrive merges (threadfence reduction).
+    __shared__ unsigned ticket;
+    __threadfence();
+    __syncthreads();
+    std::uint32_t* counter = a.merge_counters + static_cast<std::size_t>(i) * a.n_head_kv + g;
+    if (threadIdx.x == 0) ticket = atomicAdd(counter, 1u);
+    __syncthreads();
+    const std::uint32_t ns = attn_splits_for(len, a.split);
+    if (ticket + 1 != ns) return;
+    __threadfence();
+    if (ns > a.max_splits) __trap();
+    if (threadIdx.x == 0) *counter = 0;  // every block of the group has arrived
+    if (ns > k_attn_split_max) {  // very long contexts: one dimension per thread, head by head
+      if (threadIdx.x < HD) {
+        for (int h = 0; h < G; ++h) merge_head<HD>(a, i, g * G + h, static_cast<int>(threadIdx.x), ns);
+      }
+      return;
+    }
+    // The same arithmetic as merge_head, spread over the block: the G·ns (m, l) pairs are loaded at once
+    // into shared memory (then sc holds the weights e^{m_j−M}), each sum in split order.
+    __shared__ float mj[G][k_attn_split_max], lj[G][k_attn_split_max];
+    const std::size_t ml0 = (static_cast<std::size_t>(i) * a.n_head + g * G) * a.max_splits;
+    for (std::uint32_t t = threadIdx.x; t < G * ns; t += k_threads) {
+      const std::uint32_t h = t / ns, jj = t % ns;
+      const float2 ml = __ldcg(a.partial_ml + ml0 + static_cast<std::size_t>(h) * a.max_splits + jj);
+      mj[h][jj] = ml.x;
+      lj[h][jj] = ml.y;
+    }
+    __syncthreads();
+    for (int h = warp; h < G; h += k_warps) {
+      float m = -INFINITY;
+      for (std::uint32_t jj = lane; jj < ns; jj += 32) m = fmaxf(m, mj[h][jj]);
+      for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+      if (lane == 0) ms[h] = m;
+    }
+    __syncthreads();
+    for (std::uint32_t t = threadIdx.x; t < G * ns; t += k_threads) {
+      const std::uint32_t h = t / ns, jj = t % ns;
+      sc[h][jj] = expf(mj[h][jj] - ms[h]);
+    }
+    __syncthreads();
+    if (threadIdx.x < G) {
+      float L = 0.0f;
+      for (std::uint32_t jj = 0; jj < ns; ++jj) L = __fmaf_rn(lj[threadIdx.x][jj], sc[threadIdx.x][jj], L);
+      ls[threadIdx.x] = L;
+    }
+    __syncthreads();
+    if (threadIdx.x < HD) {
+      const int d = threadIdx.x;
+      float o[G];
+#pragma unroll
+      for (int h = 0; h < G; ++h) o[h] = 0.0f;
+#pragma unroll 4
+      for (std::uint32_t jj = 0; jj < ns; ++jj) {
+#pragma unroll
+        for (int h = 0; h < G; ++h)
+          o[h] = __fmaf_rn(__ldcg(a.partial_o + (ml0 + static_cast<std::size_t>(h) * a.max_splits + jj) * HD + d), sc[h][jj], o[h]);
+      }
+#pragma unroll
+      for (int h = 0; h < G; ++h) write_out(a, i, (g * G + h) * HD + static_cast<std::uint32_t>(d), __fdiv_rn(o[h], ls[h]));
+    }
+  }
 }
 
 // Merges the splits of one (query, head): block of HD threads, one per dimension.
@@ -110,37 +237,27 @@ __global__ void __launch_bounds__(HD) attn_merge_kernel(const attention_args a) 
   // has completed (griddepcontrol.wait).
   asm volatile("griddepcontrol.launch_dependents;");
   const std::uint32_t h = blockIdx.x, i = blockIdx.y;
-  const int d = threadIdx.x;
   const std::uint32_t len = static_cast<std::uint32_t>(a.query_pos[i]) + 1;
   const std::uint32_t ns = attn_splits_for(len, a.split);
   if (ns > a.max_splits) __trap();  // the engine sizes max_splits from the largest capacity
-  const std::size_t row0 = (static_cast<std::size_t>(i) * a.n_head + h) * a.max_splits;
-  float M = -INFINITY;
-  for (std::uint32_t j = 0; j < ns; ++j) M = fmaxf(M, a.partial_ml[row0 + j].x);
-  float L = 0.0f, o = 0.0f;
-  for (std::uint32_t j = 0; j < ns; ++j) {
-    const float2 ml = a.partial_ml[row0 + j];
-    const float w = expf(ml.x - M);
-    L = __fmaf_rn(ml.y, w, L);
-    o = __fmaf_rn(a.partial_o[(row0 + j) * HD + d], w, o);
-  }
-  const float y = __fdiv_rn(o, L);
-  const std::uint32_t col = h * HD + d;
-  if (a.out) a.out[static_cast<std::size_t>(i) * a.ldo + col] = y;
-  if (a.out_f16) a.out_f16[static_cast<std::size_t>(i) * a.ld_f16 + col] = __float2half_rn(y);
-  if (a.out_q8) {
-    const std::size_t off = static_cast<std::size_t>(i) * a.ld_q8 + (col & ~31u);
-    q8::quantize_block(y, d & 31, a.out_q8 + off, a.out_q8_lo + off, a.out_ds + static_cast<std::size_t>(i) * a.ld_ds + col / 32);
-  }
+  merge_head<HD>(a, i, h, static_cast<int>(threadIdx.x), ns);
 }
 
 // --- tier 2: launchers -----------------------------------------------------------------------------
 
 template <int HD, int G>
 void launch_hg(const attention_args& a, cudaStream_t s) {
-  dim3 grid(a.max_splits, a.n_head_kv, a.nq);
-  attn_split_kernel<HD, G><<<grid, k_threads, 0, s>>>(a);
-  WORKER_CUDA_CHECK_LAUNCH("attn_split_kernel");
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(a.max_splits, a.n_head_kv, a.nq);
+  cfg.blockDim = dim3(k_threads);
+  cfg.stream = s;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = a.pdl ? 1 : 0;
+  WORKER_CUDA_CHECK(cudaLaunchKernelEx(&cfg, attn_split_kernel<HD, G>, a));
+  if (a.merge_counters) return;
   attn_merge_kernel<HD><<<dim3(a.n_head, a.nq), HD, 0, s>>>(a);
   WORKER_CUDA_CHECK_LAUNCH("attn_merge_kernel");
 }
@@ -172,6 +289,8 @@ void attention(const attention_args& a, cudaStream_t stream) {
   require(a.split >= 1 && a.split <= k_attn_split_max, "split size");
   require(a.out || a.out_f16 || a.out_q8, "no output");
   require(!a.out_q8 || (a.out_ds && a.out_q8_lo), "q8 output needs lo and ds");
+  require(!a.k_new || (a.v_new && a.cos_sin && a.ldk >= a.n_head_kv * a.head_dim && a.ldv >= a.n_head_kv * a.head_dim),
+          "fused RoPE needs v_new, cos_sin and K/V strides");
   if (a.nq == 0) return;
   if (a.head_dim == 128) launch_h<128>(a, stream);
   else if (a.head_dim == 64) launch_h<64>(a, stream);

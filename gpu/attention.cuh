@@ -55,6 +55,21 @@ struct attention_args {
   std::uint32_t ld_q8 = 0;
   float4* out_ds = nullptr;
   std::uint32_t ld_ds = 0;
+  // Decode with RoPE fused in (set k_new): q is the unrotated projection output (biases added); every
+  // block rotates the query heads it loads, and the block whose split holds query i's position first
+  // rotates K and stores K and V of that position into the cache — what rope_qk_store_kv (rope.cuh)
+  // does, with the same arithmetic, without a launch of its own. Requires n_rot = head_dim.
+  const float* k_new = nullptr;      // [nq][ldk] unrotated K of the new positions, or null (prefill)
+  std::uint32_t ldk = 0;
+  const float* v_new = nullptr;      // [nq][ldv]
+  std::uint32_t ldv = 0;
+  const float2* cos_sin = nullptr;   // [table_positions][head_dim/2] (cos, sin)
+  std::uint32_t table_positions = 0;
+  // Merge fused in (set merge_counters): the last split block of each (query, KV head) to finish merges
+  // that group's heads (same arithmetic and order as the merge kernel) and resets its counter, so no
+  // merge launch is needed. [nq][n_head_kv] counters, zero before the first use; they return to zero.
+  std::uint32_t* merge_counters = nullptr;
+  bool pdl = false;                  // launch the split kernel as a programmatic dependent
 };
 
 // Supported: head_dim 32, 64 or 128, n_head/n_head_kv in {1, 2, 4, 7, 8}.

@@ -1,89 +1,81 @@
 // Kernels, launchers and typed entries of matvec.cuh.
 #include "gpu/matvec.cuh"
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
 #include "gpu/gpu_error.hpp"
+#include "gpu/matvec_common.cuh"
 #include "gpu/matvec_units.cuh"
 #include "gpu/q8_act.cuh"
 
 namespace worker::gpu {
 
+namespace mvk {
+
+namespace {
+
+// Parses WORKER_ORCD_MATVEC_VARIANT-style token lists (see mv_tuning).
+mv_tuning parse_tuning(const std::string& spec) {
+  mv_tuning t;
+  std::size_t p = 0;
+  while (p < spec.size()) {
+    const std::size_t q = std::min(spec.find(',', p), spec.size());
+    const std::string tok = spec.substr(p, q - p);
+    p = q + 1;
+    if (tok == "legacy") t.family = 0;
+    else if (tok == "staged") t.family = 1;
+    else if (tok == "s2" || tok == "s3" || tok == "s4" || tok == "s6" || tok == "s8") {
+      t.family = 1;
+      t.stages = tok[1] - '0';
+    } else if (tok == "s4r1" || tok == "s4r2") {
+      t.family = 1;
+      t.stages = 4;
+      t.rows = tok[3] - '0';
+    } else if (tok == "r1u4") { t.family = 0; t.legacy_variant = 1; }
+    else if (tok == "r1u2") { t.family = 0; t.legacy_variant = 2; }
+    else if (tok == "r2u2") { t.family = 0; t.legacy_variant = 3; }
+    else if (tok == "r2u4") { t.family = 0; t.legacy_variant = 4; }
+    else if (tok == "r4u1") { t.family = 0; t.legacy_variant = 5; }
+    else if (tok == "pf") t.prefetch = 1;
+    else if (tok == "pfhead") t.prefetch = 2;
+    else if (tok == "nopf") t.prefetch = 0;
+    else if (tok == "pdl") t.pdl = 1;
+    else if (tok == "nopdl") t.pdl = 0;
+    else if (tok.rfind("legacy@", 0) == 0 || tok.rfind("staged@", 0) == 0) {
+      const std::string type = tok.substr(7);
+      int id = -1;
+      for (const ggml_type ty : {ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k, ggml_type::q8_0, ggml_type::q4_0,
+                                ggml_type::q5_0, ggml_type::f16, ggml_type::bf16, ggml_type::f32})
+        if (type == model::type_name(ty)) id = static_cast<int>(ty);
+      if (id < 0 || id >= 32) throw gpu_error(gpu_error_code::invalid_argument, "matvec variant: unknown type in " + tok);
+      t.family_of[id] = tok[0] == 's' ? 1 : 0;
+    } else if (!tok.empty()) throw gpu_error(gpu_error_code::invalid_argument, "matvec variant: unknown token " + tok);
+  }
+  return t;
+}
+
+mv_tuning& tuning_storage() {
+  static mv_tuning t = [] {
+    const char* e = std::getenv("WORKER_ORCD_MATVEC_VARIANT");
+    return parse_tuning(e ? e : "");
+  }();
+  return t;
+}
+
+}  // namespace
+
+const mv_tuning& tuning() { return tuning_storage(); }
+
+}  // namespace mvk
+
 namespace {
 
 using model::ggml_type;
+using namespace mvk;
 constexpr int k_threads = 256;
 constexpr int k_warps = k_threads / 32;
-
-struct mv_seg {
-  device_matrix w;
-  const float* bias;
-  float* y;
-  std::uint32_t ldy;
-  int accumulate;
-  std::uint32_t block_begin;  // first grid block of this segment
-};
-
-struct mv_params {
-  mv_seg seg[3];
-  int nseg;
-  matvec_x x;
-};
-
-// Rows per warp: every activation load (two levels: 4× the weight bytes of a 4-bit row) is shared by
-// the warp's R rows. Without that, L1 load wavefronts for the activations, not DRAM, limit the kernel
-// (measured: ~1.2 TB/s with R = 1 on an H200). Q6_K's decoded unit is large, so it stops at 2.
-// Single column: measured on an H200 (bench, Q4_K_M / Q8_0 / F16 files, variants r1u2 … r4u1): K-quants
-// are best at R = 2 with 2 units in flight, the 32-element and float formats at R = 1 with 2.
-template <ggml_type T, int NC>
-constexpr int rows_per_warp() {
-  constexpr bool kq = T == ggml_type::q4_k || T == ggml_type::q5_k || T == ggml_type::q6_k;
-  if (NC == 1) return kq ? 2 : 1;
-  return T == ggml_type::q6_k ? 2 : 4;
-}
-// Units each lane loads before using any (bytes in flight: R rows × units × 16 B per lane).
-template <ggml_type T, int NC>
-constexpr int units_in_flight() {
-  return NC == 1 ? 2 : 1;
-}
-
-// Hopper bulk prefetch of `bytes` at `p` into L2 (a hint: no registers, no completion to wait for).
-// Start rounded up and length down to 16 bytes, so it never touches bytes outside [p, p + bytes).
-__device__ __forceinline__ void prefetch_l2(const void* p, std::size_t bytes) {
-  const auto a = reinterpret_cast<std::uintptr_t>(p);
-  const std::uintptr_t b = (a + 15) & ~std::uintptr_t{15}, e = (a + bytes) & ~std::uintptr_t{15};
-  if (e <= b) return;
-  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(b), "r"(static_cast<std::uint32_t>(e - b)) : "memory");
-}
-
-// Prefetches the weight bytes of rows [row, row + n) (the large parts of each layout).
-template <ggml_type T>
-__device__ __forceinline__ void prefetch_rows(const device_matrix& w, std::uint32_t row, std::uint32_t n) {
-  const std::size_t nb = w.cols / (T == ggml_type::q4_k || T == ggml_type::q5_k || T == ggml_type::q6_k ? 256 : 32);
-  const std::size_t first = static_cast<std::size_t>(row) * nb, count = static_cast<std::size_t>(n) * nb;
-  if constexpr (T == ggml_type::q4_k) prefetch_l2(w.qs + first * 144, count * 144);
-  else if constexpr (T == ggml_type::q5_k) prefetch_l2(w.qs + first * 176, count * 176);
-  else if constexpr (T == ggml_type::q6_k) {
-    prefetch_l2(w.qs + first * 192, count * 192);
-    prefetch_l2(w.aux + first * 16, count * 16);
-  } else if constexpr (T == ggml_type::q8_0) prefetch_l2(w.qs + first * 32, count * 32);
-  else if constexpr (T == ggml_type::q4_0 || T == ggml_type::q5_0) prefetch_l2(w.qs + first * 16, count * 16);
-  else if constexpr (T == ggml_type::f32) prefetch_l2(w.qs + static_cast<std::size_t>(row) * w.cols * 4, static_cast<std::size_t>(n) * w.cols * 4);
-  else prefetch_l2(w.qs + static_cast<std::size_t>(row) * w.cols * 2, static_cast<std::size_t>(n) * w.cols * 2);
-}
-
-__device__ __forceinline__ mv_seg pick(const mv_params& p, int s) {
-  return s == 0 ? p.seg[0] : (s == 1 ? p.seg[1] : p.seg[2]);
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = __fadd_rn(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-// silu(g) = g·σ(g), rounded like the CPU reference (cpu/ffn.cpp): g · (1 / (1 + e^-g)).
-__device__ __forceinline__ float silu(float g) { return __fmul_rn(g, __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-g)))); }
 
 // --- tier 1: the kernel ----------------------------------------------------------------------------
 // Warp w of block b owns rows [R·g, R·g + R) of its segment, g = (b − block_begin)·8 + w. SWIGLU:
@@ -113,13 +105,12 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const mv_params p) {
   const std::uint32_t nunits = U::count(w0.cols);
   // Weights never depend on the previous kernel: start streaming this warp's rows into L2, then (when
   // launched as a programmatic dependent) wait for the producer of x / y before reading them.
-  if (lane == 0) {
+  if (lane == 0 && p.prefetch) {
     const std::uint32_t n = min(static_cast<std::uint32_t>(R), w0.rows - row0);
-    prefetch_rows<T>(w0, row0, n);
-    if (SWIGLU) prefetch_rows<T>(w1, row0, n);
+    prefetch_rows<T>(w0, row0, n, prefetch_cap(p.prefetch));
+    if (SWIGLU) prefetch_rows<T>(w1, row0, n, prefetch_cap(p.prefetch));
   }
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;");
+  pdl_wait_and_release();
   const std::uint32_t ncols = p.x.ncols;
 
   float acc[RR][NC];
@@ -137,7 +128,7 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const mv_params p) {
 #pragma unroll
         for (int r = 0; r < RR; ++r) {
           const std::uint32_t row = min(row0 + static_cast<std::uint32_t>(r % R), w0.rows - 1);  // clamp: result unused
-          U::load_w(r < R ? w0 : w1, row, u, wr[j][r]);
+          mv::load_w<T>(r < R ? w0 : w1, row, u, wr[j][r]);
         }
       }
     }
@@ -163,30 +154,16 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const mv_params p) {
 #pragma unroll
     for (int c = 0; c < NC; ++c) acc[r][c] = warp_sum(acc[r][c]);
 
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int c = 0; c < NC; ++c) {
-      const std::uint32_t row = row0 + static_cast<std::uint32_t>(r);
-      if (lane != ((r * NC + c) & 31) || row >= w0.rows || c >= static_cast<int>(ncols)) continue;
-      float* y = sg.y + static_cast<std::size_t>(c) * sg.ldy + row;
-      if (SWIGLU) {
-        *y = __fmul_rn(silu(acc[r][c]), acc[r + R][c]);
-      } else {
-        float v = acc[r][c];
-        if (sg.bias) v = __fadd_rn(v, sg.bias[row]);
-        if (sg.accumulate) v = __fadd_rn(*y, v);
-        *y = v;
-      }
-    }
+  store_rows<R, NC, SWIGLU, RR>(sg, w0.rows, row0, ncols, lane, acc);
 }
 
 // One warp per 32-element block of one column (two-level int8, q8_act.cuh).
 __global__ void quantize_q8_kernel(const float* __restrict__ x, std::uint32_t ldx, std::uint32_t k,
                                    std::int8_t* __restrict__ hi, std::int8_t* __restrict__ lo, std::uint32_t ld_q8,
                                    float4* __restrict__ ds, std::uint32_t ld_ds) {
-  // A programmatic dependent (the next matvec) may start now: it only prefetches weights until this grid
-  // has completed (griddepcontrol.wait).
+  // Launched as a programmatic dependent: wait for the producer of x. A programmatic dependent of this
+  // grid (the next matvec) may start now: it only loads weights until this grid has completed.
+  asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;");
   const std::uint32_t c = blockIdx.y;
   const std::uint32_t blk = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
@@ -200,7 +177,7 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, std::uint32_t ld
 // --- tier 2: launchers -----------------------------------------------------------------------------
 
 template <ggml_type T, int NC, bool SWIGLU, int RV = 0, int UV = 0>
-void launch_nc(mv_params& p, cudaStream_t stream) {
+void launch_nc(mv_params& p, bool pdl, cudaStream_t stream) {
   constexpr int R = RV ? RV : rows_per_warp<T, NC>();
   std::uint32_t blocks = 0;
   const int nseg = SWIGLU ? 1 : p.nseg;
@@ -210,60 +187,61 @@ void launch_nc(mv_params& p, cudaStream_t stream) {
     blocks += (groups + k_warps - 1) / k_warps;
   }
   if (SWIGLU) p.seg[1].block_begin = 0;
-  // Programmatic dependent launch: the kernel may start while its predecessor finishes; it prefetches
-  // weights, then waits (griddepcontrol.wait) before touching the predecessor's outputs.
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(blocks);
-  cfg.blockDim = dim3(k_threads);
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  WORKER_CUDA_CHECK(cudaLaunchKernelEx(&cfg, matvec_kernel<T, NC, SWIGLU, RV, UV>, p));
+  // Programmatic dependent launch (when on): the kernel may start while its predecessor finishes; it
+  // prefetches weights, then waits (griddepcontrol.wait) before touching the predecessor's outputs.
+  launch_kernel(matvec_kernel<T, NC, SWIGLU, RV, UV>, blocks, k_threads, pdl, p, stream);
 }
 
-// Single-column tuning variants (WORKER_ORCD_MATVEC_VARIANT = r1u4 | r1u2 | r2u2 | r2u4 | r4u1), read
-// once; for measuring on the card without rebuilding. Empty: the defaults.
-int matvec_variant() {
-  static const int v = [] {
-    const char* e = std::getenv("WORKER_ORCD_MATVEC_VARIANT");
-    const std::string s = e ? e : "";
-    if (s == "r1u4") return 1;
-    if (s == "r1u2") return 2;
-    if (s == "r2u2") return 3;
-    if (s == "r2u4") return 4;
-    if (s == "r4u1") return 5;
-    return 0;
-  }();
-  return v;
-}
-
+// Single-column legacy variants (mv_tuning::legacy_variant), for measuring on the card without rebuilding.
 template <ggml_type T, bool SWIGLU>
-bool launch_variant(mv_params& p, cudaStream_t stream) {
+bool launch_variant(mv_params& p, bool pdl, cudaStream_t stream) {
   if constexpr (T == ggml_type::q4_k || T == ggml_type::q6_k || T == ggml_type::q8_0 || T == ggml_type::f16) {
-    switch (matvec_variant()) {
-      case 1: launch_nc<T, 1, SWIGLU, 1, 4>(p, stream); return true;
-      case 2: launch_nc<T, 1, SWIGLU, 1, 2>(p, stream); return true;
-      case 3: launch_nc<T, 1, SWIGLU, 2, 2>(p, stream); return true;
-      case 4: launch_nc<T, 1, SWIGLU, 2, 4>(p, stream); return true;
-      case 5: launch_nc<T, 1, SWIGLU, 4, 1>(p, stream); return true;
+    switch (tuning().legacy_variant) {
+      case 1: launch_nc<T, 1, SWIGLU, 1, 4>(p, pdl, stream); return true;
+      case 2: launch_nc<T, 1, SWIGLU, 1, 2>(p, pdl, stream); return true;
+      case 3: launch_nc<T, 1, SWIGLU, 2, 2>(p, pdl, stream); return true;
+      case 4: launch_nc<T, 1, SWIGLU, 2, 4>(p, pdl, stream); return true;
+      case 5: launch_nc<T, 1, SWIGLU, 4, 1>(p, pdl, stream); return true;
       default: return false;
     }
   }
   return false;
 }
 
+// Defaults (measured, docs/performance.md runs 9-11): the staged kernel for the K-quants up to 4
+// columns (+10-15 % at 1 column, +22 % at 4 for the Q4_K_M file; at 16 columns the legacy kernel is 20 %
+// faster) and for F16 at 2-4 columns (+14 % at 4); the legacy kernel otherwise: for Q8_0 staging lost
+// 15-30 % and for F16 at one column 20 % (its shared memory takes L1 capacity that their large
+// activation reads need). Both families give identical bits, so the choice by column count keeps
+// batch invariance. The L2 bulk prefetch cost 7-17 % for Q8_0 and F16 and gained nothing for staged: off.
+template <ggml_type T>
+bool default_staged(std::uint32_t ncols) {
+  if (T == ggml_type::q4_k || T == ggml_type::q5_k || T == ggml_type::q6_k) return ncols <= 4;
+  if (T == ggml_type::f16) return ncols >= 2 && ncols <= 4;
+  return false;
+}
+template <ggml_type T>
+constexpr int default_prefetch() { return 0; }
+constexpr bool k_default_pdl = true;
+
 template <ggml_type T, bool SWIGLU>
 void launch_type(mv_params& p, cudaStream_t stream) {
+  const mv_tuning& t = tuning();
+  p.prefetch = t.prefetch >= 0 ? t.prefetch : default_prefetch<T>();
+  const bool pdl = t.pdl >= 0 ? t.pdl != 0 : k_default_pdl;
+  const int fam = t.family_of[static_cast<int>(T)] >= 0 ? t.family_of[static_cast<int>(T)] : t.family;
+  const bool staged = fam >= 0 ? fam == 1 : default_staged<T>(p.x.ncols);
+  if (staged) {
+    launch_staged<T, SWIGLU>(p, pdl, stream);
+    return;
+  }
   const std::uint32_t n = p.x.ncols;
-  if (n <= 1 && launch_variant<T, SWIGLU>(p, stream)) return;
-  if (n <= 1) launch_nc<T, 1, SWIGLU>(p, stream);
-  else if (n <= 2) launch_nc<T, 2, SWIGLU>(p, stream);
-  else if (n <= 4) launch_nc<T, 4, SWIGLU>(p, stream);
-  else if (n <= 8) launch_nc<T, 8, SWIGLU>(p, stream);
-  else launch_nc<T, 16, SWIGLU>(p, stream);
+  if (n <= 1 && launch_variant<T, SWIGLU>(p, pdl, stream)) return;
+  if (n <= 1) launch_nc<T, 1, SWIGLU>(p, pdl, stream);
+  else if (n <= 2) launch_nc<T, 2, SWIGLU>(p, pdl, stream);
+  else if (n <= 4) launch_nc<T, 4, SWIGLU>(p, pdl, stream);
+  else if (n <= 8) launch_nc<T, 8, SWIGLU>(p, pdl, stream);
+  else launch_nc<T, 16, SWIGLU>(p, pdl, stream);
 }
 
 template <bool SWIGLU>
@@ -317,6 +295,8 @@ void check_input(const device_matrix& w, const matvec_x& x) {
 
 // --- tier 3: typed entries -------------------------------------------------------------------------
 
+void set_matvec_variant(const std::string& spec) { mvk::tuning_storage() = mvk::parse_tuning(spec); }
+
 bool matvec_uses_q8(ggml_type type) {
   return type != ggml_type::f16 && type != ggml_type::bf16 && type != ggml_type::f32;
 }
@@ -351,12 +331,19 @@ void matvec_swiglu(const device_matrix& gate, const device_matrix& up, const mat
 }
 
 void quantize_q8(const float* x, std::uint32_t ldx, std::uint32_t k, std::uint32_t ncols, std::int8_t* hi,
-                 std::int8_t* lo, std::uint32_t ld_q8, float4* ds, std::uint32_t ld_ds, cudaStream_t stream) {
+                 std::int8_t* lo, std::uint32_t ld_q8, float4* ds, std::uint32_t ld_ds, cudaStream_t stream, bool pdl) {
   require(k % 32 == 0 && ldx >= k && ld_q8 >= k && ld_ds >= k / 32 && ncols >= 1, "quantize_q8: bad shape");
   const std::uint32_t nblk = k / 32;
-  dim3 grid((nblk + 3) / 4, ncols);
-  quantize_q8_kernel<<<grid, 128, 0, stream>>>(x, ldx, k, hi, lo, ld_q8, ds, ld_ds);
-  WORKER_CUDA_CHECK_LAUNCH("quantize_q8_kernel");
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3((nblk + 3) / 4, ncols);
+  cfg.blockDim = dim3(128);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  WORKER_CUDA_CHECK(cudaLaunchKernelEx(&cfg, quantize_q8_kernel, x, ldx, k, hi, lo, ld_q8, ds, ld_ds));
 }
 
 }  // namespace worker::gpu

@@ -12,6 +12,12 @@
 // fp32 partial per (row, column), added in unit order; a fixed xor butterfly reduces the lanes. Which
 // units a lane owns and the order of every addition never depend on R or on the number of columns, so
 // column c's result is bit-identical alone or in a batch of 16 (batch invariance).
+//
+// Two kernel families implement this split with the same addition order, so their results are
+// bit-identical: the legacy kernel (matvec.cu) loads each lane's units straight into registers; the
+// staged kernel (matvec_staged.cu) moves the weight bytes through a per-lane cp.async ring in shared
+// memory. matvec() picks one per weight type and column count (measured defaults, see
+// docs/performance.md); set_matvec_variant() overrides the choice for benchmarks and tests.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -19,6 +25,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "gpu/device_matrix.hpp"
 
@@ -55,11 +62,20 @@ void matvec(std::span<const matvec_out> outs, const matvec_x& x, cudaStream_t st
 void matvec_swiglu(const device_matrix& gate, const device_matrix& up, const matvec_x& x, float* y,
                    std::uint32_t ldy, cudaStream_t stream);
 
+// Tuning switches of the matvec kernels, process-wide (for benchmarks and tests; not for concurrent use
+// with launches): comma-separated tokens, e.g. "staged,s6,nopf" or "legacy,nopdl"; "" restores the
+// measured defaults. The environment variable WORKER_ORCD_MATVEC_VARIANT gives the initial value.
+// Every kernel family and variant computes bit-identical results (same per-lane addition order).
+// Throws gpu_error(invalid_argument) for an unknown token.
+void set_matvec_variant(const std::string& spec);
+
 // True when `type` takes int8 activations (matvec_x::q8/q8_lo/ds) rather than fp32.
 bool matvec_uses_q8(model::ggml_type type);
 
 // x[c·ldx + k], k < K (a multiple of 32) → hi/lo[c·ld_q8 + k], ds[c·ld_ds + k/32] (q8_act.cuh).
+// pdl: launch as a programmatic dependent (waits for its producer inside the kernel).
 void quantize_q8(const float* x, std::uint32_t ldx, std::uint32_t k, std::uint32_t ncols, std::int8_t* hi,
-                 std::int8_t* lo, std::uint32_t ld_q8, float4* ds, std::uint32_t ld_ds, cudaStream_t stream);
+                 std::int8_t* lo, std::uint32_t ld_q8, float4* ds, std::uint32_t ld_ds, cudaStream_t stream,
+                 bool pdl = false);
 
 }  // namespace worker::gpu

@@ -4,6 +4,11 @@
 // matching activation bytes of one column, dot() returns the unit's fp32 contribution. Every float
 // operation is an explicit _rn intrinsic so the compiler cannot contract it differently between
 // template instantiations (batch invariance, see matvec.cuh).
+//
+// Loading is split in two so that the bytes of a unit can travel through shared memory (cp.async):
+// ptrs() names the unit's `pieces` 16-byte pieces in global memory, small() loads its few scalar bytes
+// (block scales, high bits) into registers, decode() turns pieces + scalars into w_t. load_w() is the
+// three in a row; every kernel decodes with the same decode(), so the paths give identical bits.
 #pragma once
 
 #include <cstdint>
@@ -69,12 +74,20 @@ struct unit<ggml_type::q4_k> {
   __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 8; }
   struct w_t { int lo[4], hi[4]; float dsc_lo, dsc_hi, dm_lo, dm_hi; };
   struct x_t { x16 a, b; float4 ds_a, ds_b; };  // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles)
-  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
+  static constexpr int pieces = 2;  // header (d, dmin, scales), 16 qs bytes
+  struct small_t {};
+  __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::uint32_t b = u >> 3, c = (u >> 1) & 3, h = u & 1;
     const std::uint8_t* blk = reinterpret_cast<const std::uint8_t*>(w.qs) +
                               (static_cast<std::size_t>(row) * (w.cols / 256) + b) * 144;
-    const uint4 hd = ld16(blk);
-    const uint4 q = ld16(blk + 16 + 32 * c + 16 * h);
+    p[0] = blk;
+    p[1] = blk + 16 + 32 * c + 16 * h;
+  }
+  __device__ static small_t small(const device_matrix&, std::uint32_t, std::uint32_t) { return {}; }
+  __device__ static void decode(const uint4 pc[pieces], small_t, std::uint32_t u, w_t& o) {
+    const std::uint32_t c = (u >> 1) & 3, h = u & 1;
+    const uint4 hd = pc[0];
+    const uint4 q = pc[1];
     for (int i = 0; i < 4; ++i) {
       o.lo[i] = word(q, i) & 0x0F0F0F0F;
       o.hi[i] = (word(q, i) >> 4) & 0x0F0F0F0F;
@@ -113,13 +126,22 @@ struct unit<ggml_type::q5_k> {
   __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 8; }
   using w_t = unit<ggml_type::q4_k>::w_t;
   using x_t = unit<ggml_type::q4_k>::x_t;
-  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
+  static constexpr int pieces = 3;  // header, 16 qh bytes, 16 qs bytes
+  struct small_t {};
+  __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::uint32_t b = u >> 3, c = (u >> 1) & 3, h = u & 1;
     const std::uint8_t* blk = reinterpret_cast<const std::uint8_t*>(w.qs) +
                               (static_cast<std::size_t>(row) * (w.cols / 256) + b) * 176;
-    const uint4 hd = ld16(blk);
-    const uint4 qh = ld16(blk + 16 + 16 * h);
-    const uint4 q = ld16(blk + 48 + 32 * c + 16 * h);
+    p[0] = blk;
+    p[1] = blk + 16 + 16 * h;
+    p[2] = blk + 48 + 32 * c + 16 * h;
+  }
+  __device__ static small_t small(const device_matrix&, std::uint32_t, std::uint32_t) { return {}; }
+  __device__ static void decode(const uint4 pc[pieces], small_t, std::uint32_t u, w_t& o) {
+    const std::uint32_t c = (u >> 1) & 3, h = u & 1;
+    const uint4 hd = pc[0];
+    const uint4 qh = pc[1];
+    const uint4 q = pc[2];
     for (int i = 0; i < 4; ++i) {
       const int hb = word(qh, i);
       o.lo[i] = (word(q, i) & 0x0F0F0F0F) | (((hb >> (2 * c)) & 0x01010101) << 4);
@@ -150,15 +172,28 @@ struct unit<ggml_type::q6_k> {
   __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 4; }
   struct w_t { int q[4][4]; float dsc[4]; };
   struct x_t { x16 q[4]; float dh[4], dl[4]; };
-  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
+  static constexpr int pieces = 3;  // ql, ql, qh
+  struct small_t { uint2 sc8; std::uint16_t d; };
+  __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::uint32_t b = u >> 2, n = (u >> 1) & 1, h = u & 1;
     const std::size_t blk_index = static_cast<std::size_t>(row) * (w.cols / 256) + b;
     const std::uint8_t* base = reinterpret_cast<const std::uint8_t*>(w.qs) + blk_index * 192;
-    const uint4 A = ld16(base + 64 * n + 16 * h);
-    const uint4 B = ld16(base + 64 * n + 32 + 16 * h);
-    const uint4 H = ld16(base + 128 + 32 * n + 16 * h);
-    const uint2 sc8 = __ldg(reinterpret_cast<const uint2*>(w.aux + blk_index * 16 + 8 * n));
-    const float d = half_bits_to_float(__ldg(w.d + blk_index));
+    p[0] = base + 64 * n + 16 * h;
+    p[1] = base + 64 * n + 32 + 16 * h;
+    p[2] = base + 128 + 32 * n + 16 * h;
+  }
+  __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
+    const std::uint32_t b = u >> 2, n = (u >> 1) & 1;
+    const std::size_t blk_index = static_cast<std::size_t>(row) * (w.cols / 256) + b;
+    return {__ldg(reinterpret_cast<const uint2*>(w.aux + blk_index * 16 + 8 * n)), __ldg(w.d + blk_index)};
+  }
+  __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t u, w_t& o) {
+    const std::uint32_t h = u & 1;
+    const uint4 A = pc[0];
+    const uint4 B = pc[1];
+    const uint4 H = pc[2];
+    const uint2 sc8 = sm.sc8;
+    const float d = half_bits_to_float(sm.d);
     for (int i = 0; i < 4; ++i) {
       const int a = word(A, i), bq = word(B, i), hh = word(H, i);
       const int v0 = (a & 0x0F0F0F0F) | ((hh << 4) & 0x30303030);
@@ -203,14 +238,23 @@ struct unit<ggml_type::q8_0> {
   __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 32; }
   struct w_t { int q[8]; float d; };
   struct x_t { x16 a, b; float4 ds; };
-  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
+  static constexpr int pieces = 2;
+  struct small_t { std::uint16_t d; };
+  __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / 32) + u;
-    const uint4 a = ld16(w.qs + bi * 32), b = ld16(w.qs + bi * 32 + 16);
+    p[0] = w.qs + bi * 32;
+    p[1] = w.qs + bi * 32 + 16;
+  }
+  __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
+    return {__ldg(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
+  }
+  __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t, w_t& o) {
+    const uint4 a = pc[0], b = pc[1];
     for (int i = 0; i < 4; ++i) {
       o.q[i] = word(a, i);
       o.q[4 + i] = word(b, i);
     }
-    o.d = half_bits_to_float(__ldg(w.d + bi));
+    o.d = half_bits_to_float(sm.d);
   }
   __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
     const std::size_t base = xq_off(x, col) + u * 32;
@@ -239,14 +283,21 @@ struct unit<ggml_type::q4_0> {
   __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 32; }
   struct w_t { int lo[4], hi[4]; float d; };
   struct x_t { x16 a, b; float4 ds; };
-  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
-    const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / 32) + u;
-    const uint4 q = ld16(w.qs + bi * 16);
+  static constexpr int pieces = 1;
+  struct small_t { std::uint16_t d; };
+  __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
+    p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / 32) + u) * 16;
+  }
+  __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
+    return {__ldg(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
+  }
+  __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t, w_t& o) {
+    const uint4 q = pc[0];
     for (int i = 0; i < 4; ++i) {
       o.lo[i] = word(q, i) & 0x0F0F0F0F;
       o.hi[i] = (word(q, i) >> 4) & 0x0F0F0F0F;
     }
-    o.d = half_bits_to_float(__ldg(w.d + bi));
+    o.d = half_bits_to_float(sm.d);
   }
   __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
     const std::size_t base = xq_off(x, col) + u * 32;
@@ -283,15 +334,23 @@ struct unit<ggml_type::q5_0> {
   __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 32; }
   using w_t = unit<ggml_type::q4_0>::w_t;
   using x_t = unit<ggml_type::q4_0>::x_t;
-  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
+  static constexpr int pieces = 1;
+  struct small_t { std::uint32_t qh; std::uint16_t d; };
+  __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
+    p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / 32) + u) * 16;
+  }
+  __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
     const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / 32) + u;
-    const uint4 q = ld16(w.qs + bi * 16);
-    const std::uint32_t qh = __ldg(reinterpret_cast<const std::uint32_t*>(w.aux) + bi);
+    return {__ldg(reinterpret_cast<const std::uint32_t*>(w.aux) + bi), __ldg(w.d + bi)};
+  }
+  __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t, w_t& o) {
+    const uint4 q = pc[0];
+    const std::uint32_t qh = sm.qh;
     for (int i = 0; i < 4; ++i) {
       o.lo[i] = (word(q, i) & 0x0F0F0F0F) | spread4_to_bit4(qh >> (4 * i));
       o.hi[i] = ((word(q, i) >> 4) & 0x0F0F0F0F) | spread4_to_bit4(qh >> (16 + 4 * i));
     }
-    o.d = half_bits_to_float(__ldg(w.d + bi));
+    o.d = half_bits_to_float(sm.d);
   }
   __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
     unit<ggml_type::q4_0>::load_x(x, col, u, o);
@@ -307,13 +366,19 @@ struct float_unit {
   __device__ static std::uint32_t count(std::uint32_t cols) { return cols / per; }
   struct w_t { float v[per]; };
   struct x_t { float v[per]; };
-  __device__ static void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, w_t& o) {
+  static constexpr int pieces = 1;
+  struct small_t {};
+  __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::size_t e = static_cast<std::size_t>(row) * w.cols + static_cast<std::size_t>(u) * per;
+    p[0] = w.qs + e * (T == ggml_type::f32 ? 4 : 2);
+  }
+  __device__ static small_t small(const device_matrix&, std::uint32_t, std::uint32_t) { return {}; }
+  __device__ static void decode(const uint4 pc[pieces], small_t, std::uint32_t, w_t& o) {
     if constexpr (T == ggml_type::f32) {
-      const float4 a = __ldg(reinterpret_cast<const float4*>(w.qs) + e / 4);
-      o.v[0] = a.x; o.v[1] = a.y; o.v[2] = a.z; o.v[3] = a.w;
+      const uint4 a = pc[0];
+      o.v[0] = __uint_as_float(a.x); o.v[1] = __uint_as_float(a.y); o.v[2] = __uint_as_float(a.z); o.v[3] = __uint_as_float(a.w);
     } else {
-      const uint4 a = ld16(w.qs + e * 2);
+      const uint4 a = pc[0];
       for (int i = 0; i < 4; ++i) {
         const std::uint32_t p = static_cast<std::uint32_t>(word(a, i));
         if constexpr (T == ggml_type::f16) {
@@ -342,5 +407,17 @@ struct float_unit {
 template <> struct unit<ggml_type::f16> : float_unit<ggml_type::f16> {};
 template <> struct unit<ggml_type::bf16> : float_unit<ggml_type::bf16> {};
 template <> struct unit<ggml_type::f32> : float_unit<ggml_type::f32> {};
+
+// The unit read straight from global memory into registers.
+template <ggml_type T>
+__device__ __forceinline__ void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, typename unit<T>::w_t& o) {
+  using U = unit<T>;
+  const void* p[U::pieces];
+  U::ptrs(w, row, u, p);
+  uint4 pc[U::pieces];
+#pragma unroll
+  for (int i = 0; i < U::pieces; ++i) pc[i] = ld16(p[i]);
+  U::decode(pc, U::small(w, row, u), u, o);
+}
 
 }  // namespace worker::gpu::mv

@@ -14,8 +14,10 @@ constexpr int k_threads = 1024;       // one block per row: many threads keep th
 constexpr int k_max_per_thread = 8;   // dim ≤ 8192
 
 __global__ void __launch_bounds__(k_threads) rmsnorm_kernel(const rmsnorm_args a) {
-  // A programmatic dependent (the next matvec) may start now: it only prefetches weights until this grid
-  // has completed (griddepcontrol.wait).
+  // Launched as a programmatic dependent (a.pdl): wait for the producer of h. Then a programmatic
+  // dependent of this grid (the next matvec) may start: it only loads weights until this grid has
+  // completed (its own griddepcontrol.wait).
+  asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;");
   const std::uint32_t row = blockIdx.x;
   float* h = a.h + static_cast<std::size_t>(row) * a.ldh;
@@ -82,8 +84,16 @@ void rmsnorm_fused(const rmsnorm_args& a, cudaStream_t stream) {
   require(!a.out_q8 || (a.dim % 32 == 0 && a.out_q8_lo && a.out_ds && a.ld_q8 >= a.dim && a.ld_ds >= a.dim / 32),
           "bad q8 output");
   if (a.n == 0) return;
-  rmsnorm_kernel<<<a.n, k_threads, 0, stream>>>(a);
-  WORKER_CUDA_CHECK_LAUNCH("rmsnorm_kernel");
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(a.n);
+  cfg.blockDim = dim3(k_threads);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = a.pdl ? 1 : 0;
+  WORKER_CUDA_CHECK(cudaLaunchKernelEx(&cfg, rmsnorm_kernel, a));
 }
 
 }  // namespace worker::gpu

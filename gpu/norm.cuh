@@ -32,6 +32,7 @@ struct rmsnorm_args {
   std::uint32_t ld_q8 = 0;
   float4* out_ds = nullptr;       // [n][ld_ds]
   std::uint32_t ld_ds = 0;
+  bool pdl = false;               // launch as a programmatic dependent (decode: hides the launch latency)
 };
 
 void rmsnorm_fused(const rmsnorm_args& a, cudaStream_t stream);

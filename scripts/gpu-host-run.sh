@@ -6,7 +6,12 @@
 #
 # usage: scripts/gpu-host-run.sh BUNDLE(.tar.xz or dir) OUT_DIR [--tokenizer-tar FILE.tar.xz] [--skip-tests]
 #        [--skip-sanitizer] [--skip-bench] [--tests REGEX] [--bench-models "q4_k_m q8_0 f16"] [--full-test]
-#        [--profile]
+#        [--profile] [--bench-variants "default staged,s6 legacy,pf,fuse-rope ..."] [--bench-batch 1,4,16]
+#        [--gen-tokens N]
+# --bench-variants benchmarks each model once per variant (comma-separated tokens): matvec tuning tokens
+# (gpu/matvec.cuh set_matvec_variant, passed as bench --matvec-variant), "default" for none, and
+# fuse-rope / fuse-merge / fuse-pdl for the fused decode launches (WORKER_ORCD_DECODE_FUSE,
+# adapters/cuda_engine_passes.cpp); a table of decode tokens/s per variant ends the summary.
 # --full-test runs gpu_engine_full_test (CPU vs CUDA engine on the generated 7B files) after the bench;
 # --profile times every kernel of one decode step of the Q4_K_M model with ncu (one replay per kernel).
 # The tokenizer tarball holds the Qwen tokenizer.json + tokenizer_config.json (git-ignored npm files).
@@ -23,6 +28,9 @@ test_re='.'
 models="q4_k_m q8_0 f16"
 full_test=0
 profile=0
+variants=default
+bench_batch=1,4,16
+gen_tokens=128
 while [[ $# -gt 0 ]]; do
   case $1 in
     --tokenizer-tar) tok_xz=$2; shift 2 ;;
@@ -33,6 +41,9 @@ while [[ $# -gt 0 ]]; do
     --bench-models) models=$2; shift 2 ;;
     --full-test) full_test=1; shift ;;
     --profile) profile=1; shift ;;
+    --bench-variants) variants=$2; shift 2 ;;
+    --bench-batch) bench_batch=$2; shift 2 ;;
+    --gen-tokens) gen_tokens=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -83,9 +94,25 @@ if [[ $skip_bench -eq 0 && -x $bundle/bin/worker-orcd && -n $tok_xz ]]; then
         --seed 1 --out "$f" >>"$out/bench.log" 2>&1 || { say "synth $m failed"; status=1; continue; }
       say "synth $m: $(( $(date +%s) - start ))s, $(du -h "$f" | cut -f1)"
     fi
-    "$bundle/bin/worker-orcd" bench --model "$f" --device cuda:0 --prompt-tokens 512 --gen-tokens 128 \
-      --batch 1,4,16 --json >>"$out/bench.json" 2> >(tee -a "$out/bench.log" >&2) || { say "bench $m failed"; status=1; }
+    for v in $variants; do
+      # fuse-rope / fuse-merge / fuse-pdl go to WORKER_ORCD_DECODE_FUSE, the rest to --matvec-variant.
+      spec=$(echo "$v" | tr ',' '\n' | grep -v -e '^fuse-' -e '^default$' | paste -sd, -)
+      fuse=$(echo "$v" | tr ',' '\n' | grep '^fuse-' | sed 's/^fuse-//' | paste -sd, -)
+      echo "== $m variant $v" >>"$out/bench.log"
+      WORKER_ORCD_DECODE_FUSE=$fuse "$bundle/bin/worker-orcd" bench --model "$f" --device cuda:0 --prompt-tokens 512 \
+        --gen-tokens "$gen_tokens" --batch "$bench_batch" --matvec-variant "$spec" --json 2>>"$out/bench.log" \
+        | sed "s/^{/{\"variant\":\"$v\",/" >>"$out/bench.json" || { say "bench $m $v failed"; status=1; }
+    done
   done
+  python3 - "$out/bench.json" <<'PY' | tee -a "$summary"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+if rows:
+    print(f"card {rows[0]['card']}, copy {rows[0]['d2d_copy_gb_per_s']:.0f} GB/s")
+for r in rows:
+    d = "  ".join(f"b={x['batch']}: {x['tokens_per_s']:7.1f} tok/s {100*x['fraction_of_copy_bandwidth']:4.1f}%" for x in r["decode"])
+    print(f"{r['quantization']:8s} {r['variant']:22s} prefill {r['prefill_tokens_per_s']:7.0f}  {d}")
+PY
 fi
 if [[ $profile -eq 1 && -f /tmp/qwen2.5-7b-q4_k_m.gguf ]] && command -v ncu >/dev/null; then
   say "== ncu: kernels of one decode step (Q4_K_M, batch 1, no graph)"

@@ -25,6 +25,7 @@
 #include "gpu/bandwidth.hpp"
 #include "gpu/device.hpp"
 #include "gpu/gpu_error.hpp"
+#include "gpu/matvec.cuh"
 #endif
 
 namespace worker::tools {
@@ -41,6 +42,7 @@ constexpr const char* k_usage =
     "  --batch LIST        decode batch sizes, comma-separated, each 1..16 (default 1,4,16)\n"
     "  --context N         engine context limit (default: prompt + gen + 64)\n"
     "  --no-graphs         launch the decode kernels directly instead of replaying CUDA graphs\n"
+    "  --matvec-variant S  decode matvec tuning switches (gpu/matvec.cuh set_matvec_variant), e.g. staged,s6\n"
     "  --json              print one JSON object on stdout (the text report goes to stderr)\n";
 
 struct options {
@@ -48,6 +50,7 @@ struct options {
   std::string device = "cuda:0";
   std::uint32_t prompt = 512, gen = 128, context = 0;
   std::vector<std::uint32_t> batches = {1, 4, 16};
+  std::string matvec_variant;
   bool json = false, graphs = true;
 };
 
@@ -65,6 +68,7 @@ bool parse(command_args args, options& o) {
     else if (a == "--context") o.context = static_cast<std::uint32_t>(std::stoul(value()));
     else if (a == "--json") o.json = true;
     else if (a == "--no-graphs") o.graphs = false;
+    else if (a == "--matvec-variant") o.matvec_variant = value();
     else if (a == "--batch") {
       o.batches.clear();
       std::string v = value();
@@ -152,6 +156,8 @@ int cmd_bench(command_args args) {
   const std::uint32_t ctx = o.context ? o.context : o.prompt + o.gen + 64;
 
   WORKER_CUDA_CHECK(cudaSetDevice(dev));
+  if (!o.matvec_variant.empty()) gpu::set_matvec_variant(o.matvec_variant);
+  out["matvec_variant"] = o.matvec_variant;
   const gpu::device_info card = gpu::query_device(dev);
   const auto d2d = gpu::measure_d2d_bandwidth(std::size_t{2} << 30, 10);
   const auto h2d = gpu::measure_h2d_bandwidth(std::size_t{1} << 30, 5);

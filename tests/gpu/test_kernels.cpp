@@ -12,6 +12,7 @@
 //   operands (fp16 tiles of Q4_K etc. round the weights, which the reference reproduces exactly).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -279,6 +280,125 @@ TEST_CASE("split-KV attention matches cpu::attention_head over GQA shapes and se
       cpu::attention_row(ap, &q[i * qd], pos[i], kv, ref.data(), scratch.data());
       for (std::uint32_t j = 0; j < qd; ++j) REQUIRE(std::fabs(got[i * qd + j] - ref[j]) <= 1e-4f * 4.0f + 1e-5f);
     }
+  }
+}
+
+// Decode fuses RoPE + the KV store into the attention kernel (attention_args::k_new) and the merge into
+// its last split block (merge_counters); both must give the bits of the separate launches:
+// rope_qk_store_kv, then attention on the rotated queries with its merge kernel.
+TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate kernels bit for bit", "[kernels]") {
+  struct cfg {
+    std::uint32_t n_head, n_head_kv, hd;
+  };
+  for (const cfg c : {cfg{8, 2, 32}, cfg{28, 4, 128}, cfg{64, 8, 64}}) {
+    INFO("heads " << c.n_head << "/" << c.n_head_kv << " hd " << c.hd);
+    const std::uint32_t qd = c.n_head * c.hd, kvd = c.n_head_kv * c.hd, cap = 700, positions = 1024;
+    std::vector<float2> table(std::size_t{positions} * c.hd / 2);
+    cpu::rope_params rp;
+    rp.n_dims = c.hd;
+    rp.freq_base = 1e6f;
+    std::vector<float> cs(c.hd / 2), sn(c.hd / 2);
+    for (std::uint32_t p = 0; p < positions; ++p) {
+      cpu::rope_angles(rp, p, cs.data(), sn.data());
+      for (std::uint32_t i = 0; i < c.hd / 2; ++i) table[std::size_t{p} * c.hd / 2 + i] = make_float2(cs[i], sn[i]);
+    }
+    // Three sequences (one query each, positions in different splits, one at a split boundary).
+    const std::vector<std::int32_t> pos = {0, 64, 641};
+    const std::uint32_t nq = static_cast<std::uint32_t>(pos.size());
+    const std::size_t per_seq = kv_seq_elems({2, c.n_head_kv, c.hd}, cap);
+    std::vector<__half> cache0(per_seq * nq);
+    const auto fill = random_normal(cache0.size(), 31);
+    for (std::size_t i = 0; i < cache0.size(); ++i) cache0[i] = to_half(model::fp32_to_fp16(fill[i]));
+    const auto q = random_normal(std::size_t{nq} * qd, 32), k = random_normal(std::size_t{nq} * kvd, 33),
+               v = random_normal(std::size_t{nq} * kvd, 34);
+    device_buffer<float2> dt(table);
+    device_buffer<std::int32_t> dpos(pos), dtok(std::vector<std::int32_t>{0, 1, 2});
+    const std::uint32_t splits = attn_splits_for(cap, k_attn_split_decode);
+
+    device_buffer<std::uint32_t> counters(std::vector<std::uint32_t>(std::size_t{nq} * c.n_head_kv, 0));
+    auto run = [&](bool fused, bool fused_merge, std::vector<float>& out_host, std::vector<__half>& cache_host) {
+      device_buffer<__half> cache(cache0);
+      std::vector<kv_seq_desc> seqs(nq);
+      for (std::uint32_t i = 0; i < nq; ++i) {
+        seqs[i].base = cache.get() + per_seq * i;
+        seqs[i].capacity = static_cast<std::int32_t>(cap);
+      }
+      device_buffer<kv_seq_desc> dseq(seqs);
+      device_buffer<float> dq(q), dk(k), dv(v), po(std::size_t{nq} * c.n_head * splits * c.hd), out(std::size_t{nq} * qd);
+      device_buffer<float2> pml(std::size_t{nq} * c.n_head * splits);
+      if (!fused) {
+        rope_kv_args r;
+        r.q = dq.get();
+        r.ldq = qd;
+        r.k = dk.get();
+        r.ldk = kvd;
+        r.v = dv.get();
+        r.ldv = kvd;
+        r.cos_sin = dt.get();
+        r.table_positions = positions;
+        r.seqs = dseq.get();
+        r.token_seq = dtok.get();
+        r.token_pos = dpos.get();
+        r.layer = 1;
+        r.n = nq;
+        r.n_head = c.n_head;
+        r.n_head_kv = c.n_head_kv;
+        r.head_dim = c.hd;
+        r.n_rot = c.hd;
+        rope_qk_store_kv(r, nullptr);
+      }
+      attention_args a;
+      a.q = dq.get();
+      a.ldq = qd;
+      a.seqs = dseq.get();
+      a.query_seq = dtok.get();
+      a.query_pos = dpos.get();
+      a.layer = 1;
+      a.nq = nq;
+      a.n_head = c.n_head;
+      a.n_head_kv = c.n_head_kv;
+      a.head_dim = c.hd;
+      a.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+      a.split = k_attn_split_decode;
+      a.max_splits = splits;
+      a.partial_o = po.get();
+      a.partial_ml = pml.get();
+      a.out = out.get();
+      a.ldo = qd;
+      if (fused) {
+        a.k_new = dk.get();
+        a.ldk = kvd;
+        a.v_new = dv.get();
+        a.ldv = kvd;
+        a.cos_sin = dt.get();
+        a.table_positions = positions;
+      }
+      if (fused_merge) {
+        a.merge_counters = counters.get();
+        a.pdl = true;
+      }
+      attention(a, nullptr);
+      out_host = out.download();
+      cache_host = cache.download();
+    };
+    std::vector<float> out_sep, out_fused;
+    std::vector<__half> cache_sep, cache_fused;
+    run(false, false, out_sep, cache_sep);
+    run(true, false, out_fused, cache_fused);
+    CHECK(std::memcmp(out_sep.data(), out_fused.data(), out_sep.size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(cache_sep.data(), cache_fused.data(), cache_sep.size() * sizeof(__half)) == 0);
+    for (int rep = 0; rep < 2; ++rep) {  // twice: the counters must come back to zero
+      INFO("fused merge, repetition " << rep);
+      std::vector<float> out_m;
+      std::vector<__half> cache_m;
+      run(true, true, out_m, cache_m);
+      CHECK(std::memcmp(out_sep.data(), out_m.data(), out_sep.size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(cache_sep.data(), cache_m.data(), cache_sep.size() * sizeof(__half)) == 0);
+      const auto cnt = counters.download();
+      CHECK(std::all_of(cnt.begin(), cnt.end(), [](std::uint32_t v) { return v == 0; }));
+    }
+    // And the fused run really wrote the new positions (the separate one is checked against the CPU above).
+    CHECK(std::memcmp(cache0.data(), cache_fused.data(), cache0.size() * sizeof(__half)) != 0);
   }
 }
 

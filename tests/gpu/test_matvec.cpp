@@ -264,6 +264,64 @@ TEST_CASE("matvec fuses bias and residual, runs 3 weights in one launch, and fus
   }
 }
 
+// The kernel families and tuning variants (matvec.cuh set_matvec_variant) share one per-lane addition
+// order, so each must reproduce the default's bits exactly: plain, three-segment, SwiGLU, 1..16 columns.
+TEST_CASE("matvec kernel families and tuning variants are bit-identical", "[matvec]") {
+  struct variant_guard {
+    ~variant_guard() { set_matvec_variant(""); }
+  } guard;
+  std::vector<const char*> variants = {"legacy", "staged", "s2", "s3", "s6", "s4r1", "s4r2", "legacy,r1u4", "legacy,r2u2",
+                                      "staged,nopf,nopdl", "legacy,pf", "legacy,pfhead", "legacy@q6_k,staged@f16,staged@q8_0"};
+  if (reduced_run()) variants = {"legacy", "staged", "s6"};
+  std::uint64_t seed = 5000;
+  for (const ggml_type type : k_types) {
+    INFO("type " << worker::model::type_name(type));
+    const bool kq = type == ggml_type::q4_k || type == ggml_type::q5_k || type == ggml_type::q6_k;
+    const std::size_t cols = kq ? 2816 : 1056;  // unit counts that leave some lanes a shorter tail
+    const std::size_t rows[3] = {261, 40, 37};
+    std::vector<uploaded_matrix> dms;
+    for (int s = 0; s < 3; ++s) dms.push_back(upload_matrix(type, rows[s], cols, random_blocks(type, rows[s], cols, ++seed)));
+    const auto x = random_normal(cols * 16, ++seed);
+    activations act = make_activations(x, cols, 16);
+    const auto y0 = random_normal(rows[0] * 16, ++seed);
+    const auto bias = random_normal(rows[0], ++seed);
+    device_buffer<float> b(bias);
+    std::vector<device_buffer<float>> ys;
+    for (int s = 0; s < 3; ++s) ys.emplace_back(rows[s] * 16);
+    device_buffer<float> ysw(rows[0] * 16);
+
+    // All outputs of one configuration, concatenated.
+    auto run = [&](const char* variant, std::uint32_t ncols) {
+      set_matvec_variant(variant);
+      matvec_x xv = act.x;
+      xv.ncols = ncols;
+      ys[0].upload(y0);
+      matvec_out outs[3];
+      for (int s = 0; s < 3; ++s)
+        outs[s] = {dms[s].m, s == 0 ? b.get() : nullptr, ys[s].get(), static_cast<std::uint32_t>(rows[s]), s == 0};
+      matvec(std::span(outs, 3), xv, nullptr);
+      matvec_swiglu(dms[0].m, dms[0].m, xv, ysw.get(), static_cast<std::uint32_t>(rows[0]), nullptr);
+      std::vector<float> all;
+      for (int s = 0; s < 3; ++s) {
+        const auto v = ys[s].download();
+        all.insert(all.end(), v.begin(), v.begin() + static_cast<std::ptrdiff_t>(rows[s] * ncols));
+      }
+      const auto v = ysw.download();
+      all.insert(all.end(), v.begin(), v.begin() + static_cast<std::ptrdiff_t>(rows[0] * ncols));
+      return all;
+    };
+    for (const std::uint32_t ncols : {1u, 3u, 16u}) {
+      const auto want = run("", ncols);
+      for (const char* v : variants) {
+        INFO("variant " << v << " columns " << ncols);
+        const auto got = run(v, ncols);
+        REQUIRE(got.size() == want.size());
+        CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+      }
+    }
+  }
+}
+
 TEST_CASE("matvec rejects unsupported shapes with a typed error", "[matvec]") {
   const auto raw = random_blocks(ggml_type::q8_0, 4, 64, 1);
   uploaded_matrix dm = upload_matrix(ggml_type::q8_0, 4, 64, raw);

@@ -1,0 +1,156 @@
+// Internal to the decode matvec (matvec.cu, matvec_staged.cu): launch parameters, tuning switches and
+// the device helpers both kernel families share (row prefetch, lane reduction, the output epilogue).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gpu/gpu_error.hpp"
+#include "gpu/matvec.cuh"
+
+namespace worker::gpu::mvk {
+
+using model::ggml_type;
+
+struct mv_seg {
+  device_matrix w;
+  const float* bias;
+  float* y;
+  std::uint32_t ldy;
+  int accumulate;
+  std::uint32_t block_begin;  // first grid block of this segment
+};
+
+struct mv_params {
+  mv_seg seg[3];
+  int nseg;
+  int prefetch;  // bulk-prefetch each warp's weight rows into L2 before waiting on the producer (PDL): 0 no, 1 all, 2 head
+  matvec_x x;
+};
+
+// Rows per warp: every activation load (two levels: 4× the weight bytes of a 4-bit row) is shared by
+// the warp's R rows. Without that, L1 load wavefronts for the activations, not DRAM, limit the kernel
+// (measured: ~1.2 TB/s with R = 1 on an H200). Q6_K's decoded unit is large, so it stops at 2.
+// Single column: measured on an H200 (bench, Q4_K_M / Q8_0 / F16 files, variants r1u2 … r4u1): K-quants
+// are best at R = 2 with 2 units in flight, the 32-element and float formats at R = 1 with 2.
+template <ggml_type T, int NC>
+constexpr int rows_per_warp() {
+  constexpr bool kq = T == ggml_type::q4_k || T == ggml_type::q5_k || T == ggml_type::q6_k;
+  if (NC == 1) return kq ? 2 : 1;
+  return T == ggml_type::q6_k ? 2 : 4;
+}
+// Units each lane loads before using any (bytes in flight: R rows × units × 16 B per lane).
+template <ggml_type T, int NC>
+constexpr int units_in_flight() {
+  return NC == 1 ? 2 : 1;
+}
+
+// Hopper bulk prefetch of `bytes` at `p` into L2 (a hint: no registers, no completion to wait for).
+// Start rounded up and length down to 16 bytes, so it never touches bytes outside [p, p + bytes).
+__device__ __forceinline__ void prefetch_l2(const void* p, std::size_t bytes) {
+  const auto a = reinterpret_cast<std::uintptr_t>(p);
+  const std::uintptr_t b = (a + 15) & ~std::uintptr_t{15}, e = (a + bytes) & ~std::uintptr_t{15};
+  if (e <= b) return;
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(b), "r"(static_cast<std::uint32_t>(e - b)) : "memory");
+}
+
+// Prefetches the weight bytes of rows [row, row + n) (the large parts of each layout), at most `cap`
+// bytes of each part (mv_params::prefetch 2: only the head, to cover the start of the warp's stream).
+template <ggml_type T>
+__device__ __forceinline__ void prefetch_rows(const device_matrix& w, std::uint32_t row, std::uint32_t n, std::size_t cap) {
+  auto pf = [cap](const void* p, std::size_t bytes) { prefetch_l2(p, bytes < cap ? bytes : cap); };
+  const std::size_t nb = w.cols / (T == ggml_type::q4_k || T == ggml_type::q5_k || T == ggml_type::q6_k ? 256 : 32);
+  const std::size_t first = static_cast<std::size_t>(row) * nb, count = static_cast<std::size_t>(n) * nb;
+  if constexpr (T == ggml_type::q4_k) pf(w.qs + first * 144, count * 144);
+  else if constexpr (T == ggml_type::q5_k) pf(w.qs + first * 176, count * 176);
+  else if constexpr (T == ggml_type::q6_k) {
+    pf(w.qs + first * 192, count * 192);
+    pf(w.aux + first * 16, count * 16);
+  } else if constexpr (T == ggml_type::q8_0) pf(w.qs + first * 32, count * 32);
+  else if constexpr (T == ggml_type::q4_0 || T == ggml_type::q5_0) pf(w.qs + first * 16, count * 16);
+  else if constexpr (T == ggml_type::f32) pf(w.qs + static_cast<std::size_t>(row) * w.cols * 4, static_cast<std::size_t>(n) * w.cols * 4);
+  else pf(w.qs + static_cast<std::size_t>(row) * w.cols * 2, static_cast<std::size_t>(n) * w.cols * 2);
+}
+// The cap for mv_params::prefetch (1: whole rows, 2: the first 4 KB).
+__device__ __forceinline__ std::size_t prefetch_cap(int mode) { return mode == 2 ? 4096 : ~std::size_t{0}; }
+
+__device__ __forceinline__ mv_seg pick(const mv_params& p, int s) {
+  return s == 0 ? p.seg[0] : (s == 1 ? p.seg[1] : p.seg[2]);
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = __fadd_rn(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// silu(g) = g·σ(g), rounded like the CPU reference (cpu/ffn.cpp): g · (1 / (1 + e^-g)).
+__device__ __forceinline__ float silu(float g) { return __fmul_rn(g, __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-g)))); }
+
+
+__device__ __forceinline__ void pdl_wait_and_release() {
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;");
+}
+
+// Writes the warp's results: lane (r·NC + c) mod 32 writes row r of column c. SWIGLU: acc rows [0, R) are
+// gate, [R, 2R) up, and y = silu(gate)·up; otherwise y = (accumulate ? y : 0) + bias + acc.
+template <int R, int NC, bool SWIGLU, int RR>
+__device__ __forceinline__ void store_rows(const mv_seg& sg, std::uint32_t rows, std::uint32_t row0, std::uint32_t ncols,
+                                           int lane, const float (&acc)[RR][NC]) {
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int c = 0; c < NC; ++c) {
+      const std::uint32_t row = row0 + static_cast<std::uint32_t>(r);
+      if (lane != ((r * NC + c) & 31) || row >= rows || c >= static_cast<int>(ncols)) continue;
+      float* y = sg.y + static_cast<std::size_t>(c) * sg.ldy + row;
+      if (SWIGLU) {
+        *y = __fmul_rn(silu(acc[r][c]), acc[r + R][c]);
+      } else {
+        float v = acc[r][c];
+        if (sg.bias) v = __fadd_rn(v, sg.bias[row]);
+        if (sg.accumulate) v = __fadd_rn(*y, v);
+        *y = v;
+      }
+    }
+}
+
+// Process-wide tuning switches, parsed once from WORKER_ORCD_MATVEC_VARIANT (comma-separated tokens) or
+// set by set_matvec_variant(): kernel family (legacy | staged, or legacy@TYPE / staged@TYPE for one weight
+// type, e.g. legacy@q6_k), staged pipeline depth (s2 s3 s4 s6 s8) and
+// rows per warp at one column (r1 r2 with s4), legacy variants (r1u4 r1u2 r2u2 r2u4 r4u1), L2 prefetch
+// (pf | pfhead | nopf) and programmatic dependent launch (pdl | nopdl). -1: the measured per-type default.
+struct mv_tuning {
+  int family = -1;          // 0 legacy, 1 staged
+  int family_of[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                       -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};  // per ggml type: legacy@q6_k
+  int stages = 0;           // staged, one column: 0 default
+  int rows = 0;             // staged, one column: 0 default
+  int legacy_variant = 0;   // 1..5 as listed above, 0 default
+  int prefetch = -1;        // 0 / 1 / 2 (pfhead: the first 4 KB of each warp's rows)
+  int pdl = -1;             // 0 / 1
+};
+const mv_tuning& tuning();
+
+// Grid launch with or without the programmatic-stream-serialization attribute.
+template <typename K>
+void launch_kernel(K kernel, std::uint32_t blocks, std::uint32_t threads, bool pdl, const mv_params& p, cudaStream_t stream) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(blocks);
+  cfg.blockDim = dim3(threads);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl ? 1 : 0;
+  WORKER_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p));
+}
+
+// The staged (cp.async) kernel family for type T (matvec_staged.cu).
+template <ggml_type T, bool SWIGLU>
+void launch_staged(mv_params& p, bool pdl, cudaStream_t stream);
+
+}  // namespace worker::gpu::mvk
