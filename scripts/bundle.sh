@@ -44,6 +44,7 @@ done
 
 echo "bundle.sh: $(ls "$out/bin" | wc -l) executables, $(ls "$out/lib" | wc -l) libraries in $out"
 if [[ -n $tarball ]]; then
-  tar -C "$out" -cJf "$tarball" bin lib
+  # xz -9: the default level gives ~63 MB, too close to the 64 MiB a device run may carry; -9 gives ~25 MB.
+  tar -C "$out" -cf - bin lib | xz -9 >"$tarball"
   echo "bundle.sh: wrote $tarball ($(du -h "$tarball" | cut -f1))"
 fi
