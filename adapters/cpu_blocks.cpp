@@ -113,12 +113,17 @@ void cpu_attention_forward(const attention_block& b, float norm_eps, float* h, s
 void cpu_dense_ffn_forward(const dense_ffn_block& b, float norm_eps, float* h, std::size_t n_tokens,
                            std::size_t d_model, const cpu_run_config& run) {
   const std::size_t n_ff = b.n_ff;
+  cpu_trace_rows(run, "ffn_inp", h, n_tokens, d_model);
   std::vector<float> f(n_tokens * d_model);
   cpu::rmsnorm_rows({d_model, norm_eps}, h, b.norm.f32(), f.data(), n_tokens, d_model);
+  cpu_trace_rows(run, "ffn_norm", f.data(), n_tokens, d_model);
   std::vector<float> g(n_tokens * n_ff), u(n_tokens * n_ff);
   project(matrix_of(b.gate), f.data(), n_tokens, g.data(), nullptr, false, run);
   project(matrix_of(b.up), f.data(), n_tokens, u.data(), nullptr, false, run);
+  cpu_trace_rows(run, "ffn_gate", g.data(), n_tokens, n_ff);
+  cpu_trace_rows(run, "ffn_up", u.data(), n_tokens, n_ff);
   cpu::swiglu(g.data(), u.data(), g.data(), n_tokens * n_ff);
+  cpu_trace_rows(run, "ffn_swiglu", g.data(), n_tokens, n_ff);
   project(matrix_of(b.down), g.data(), n_tokens, h, nullptr, true, run, d_model);
 }
 

@@ -23,8 +23,10 @@ namespace worker::adapters {
 
 // Observer of named intermediates, for diffing a run against a reference tensor by tensor (as llama.cpp's
 // graph callbacks allow): called with the name, the layer, the row of the batch and the row's values.
-// Names: "attn_out" (attention output before Wo, [n_head·head_dim]), "ffn_moe_logits" (router logits,
-// [n_expert]), "l_out" (residual stream after the layer, [d_model]).
+// Names (llama.cpp's where it has one): "attn_out" (attention output before Wo, [n_head·head_dim]; llama.cpp
+// "kqv_out"), "ffn_moe_logits" (router logits, [n_expert]), "l_out" (residual stream after the layer,
+// [d_model]); dense FFN: "ffn_inp" (residual before the FFN, [d_model]), "ffn_norm" ([d_model]),
+// "ffn_gate", "ffn_up" (projections, [n_ff]), "ffn_swiglu" ([n_ff]).
 using cpu_trace_fn = std::function<void(std::string_view name, std::size_t layer, std::size_t row,
                                         std::span<const float> values)>;
 

@@ -22,7 +22,8 @@ struct cpu_engine_options {
   std::uint64_t kv_budget_bytes = 8ull << 30; // fp32 KV memory over all open sequences
   std::uint32_t max_context = 0;              // per-sequence limit; 0: the model's trained context
   adapter_options adapter;                    // test-only mutations
-  // Test-only: round matmul activations as llama.cpp's CPU backend does (cpu/activation_rounding.hpp).
+  // Test/reference only, default off (fp32 activations): round each matmul's activations as llama.cpp's CPU
+  // backend does (cpu/activation_rounding.hpp), to compare with llama.cpp exactly (docs/accuracy.md).
   cpu::activation_rounding rounding = cpu::activation_rounding::exact;
   // Diagnostics: observer of named intermediates (adapters/cpu_blocks.hpp, cpu_trace_fn); empty: none.
   std::function<void(std::string_view name, std::size_t layer, std::size_t row, std::span<const float> values)> trace;

@@ -1,6 +1,8 @@
 // Tensor lookup with shape checks for the architecture adapters.
 #include "adapters/weights.hpp"
 
+#include <cmath>
+
 #include "model/gguf.hpp"
 
 namespace worker::adapters {
@@ -49,6 +51,53 @@ tensor_ref tensor_binder::f32(const std::string& name, std::initializer_list<std
 
 std::string layer_tensor_name(std::uint32_t layer, std::string_view suffix) {
   return "blk." + std::to_string(layer) + "." + std::string(suffix);
+}
+
+void require_equal_head_dims(const model::transformer_hparams& h, std::string_view arch) {
+  if (h.head_dim_k != h.head_dim_v) {
+    throw model::gguf_error(model::gguf_error_code::bad_shape, std::string(arch) + ".attention.value_length", 0,
+                            "key and value head dimensions differ");
+  }
+}
+
+decoder_model bind_decoder_io(const tensor_binder& b, const model::transformer_hparams& h, std::string architecture) {
+  const std::int64_t E = h.n_embd, V = h.vocab_size;
+  decoder_model m;
+  m.architecture = std::move(architecture);
+  m.n_vocab = h.vocab_size;
+  m.d_model = h.n_embd;
+  m.n_ctx_train = h.n_ctx_train;
+  m.norm_eps = h.rms_eps;
+  m.token_embd = b.weight("token_embd.weight", {E, V});
+  m.output_norm = b.f32("output_norm.weight", {E});
+  m.output = b.weight("output.weight", {E, V}, tensor_need::optional);
+  if (!m.output.present()) m.output = m.token_embd;
+  return m;
+}
+
+attention_block bind_attention(const tensor_binder& b, const model::transformer_hparams& h, std::uint32_t il,
+                               output_bias bo, const cpu::rope_params& rope) {
+  const std::int64_t E = h.n_embd;
+  const std::int64_t Hq = std::int64_t{h.n_head} * h.head_dim_k;
+  const std::int64_t Hkv = std::int64_t{h.n_head_kv} * h.head_dim_k;
+  auto n = [il](const char* s) { return layer_tensor_name(il, s); };
+  attention_block a;
+  a.norm = b.f32(n("attn_norm.weight"), {E});
+  a.wq = b.weight(n("attn_q.weight"), {E, Hq});
+  a.bq = b.f32(n("attn_q.bias"), {Hq});
+  a.wk = b.weight(n("attn_k.weight"), {E, Hkv});
+  a.bk = b.f32(n("attn_k.bias"), {Hkv});
+  a.wv = b.weight(n("attn_v.weight"), {E, Hkv});
+  a.bv = b.f32(n("attn_v.bias"), {Hkv});
+  a.wo = b.weight(n("attn_output.weight"), {Hq, E});
+  if (bo == output_bias::required) a.bo = b.f32(n("attn_output.bias"), {E});
+  a.attn.n_head = h.n_head;
+  a.attn.n_head_kv = h.n_head_kv;
+  a.attn.head_dim = h.head_dim_k;
+  a.attn.scale = 1.0f / std::sqrt(static_cast<float>(h.head_dim_k));
+  a.attn.window = 0;
+  a.rope = rope;
+  return a;
 }
 
 cpu::rope_params rope_from_hparams(const model::rope_params& hp) {

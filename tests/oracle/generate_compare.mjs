@@ -6,7 +6,7 @@
 //
 // usage: node generate_compare.mjs --worker BIN --work DIR [--steps N]
 import {spawnSync} from "node:child_process";
-import {existsSync, mkdirSync} from "node:fs";
+import {existsSync, mkdirSync, renameSync, statSync} from "node:fs";
 import {dirname, join} from "node:path";
 import {fileURLToPath} from "node:url";
 
@@ -41,9 +41,13 @@ mkdirSync(args.work, {recursive: true});
 let failed = false;
 for (const c of CASES) {
   const model_path = join(args.work, `${c.preset}-f32-seed1.gguf`);
-  if (!existsSync(model_path)) {
+  // Reused only while newer than the worker binary, which contains the generator (a stale model would
+  // test an old generator); written under a temporary name, then renamed.
+  if (!existsSync(model_path) || statSync(model_path).mtimeMs < statSync(args.worker).mtimeMs) {
+    const part = `${model_path}.part${process.pid}`;
     run(args.worker, ["synth", "--preset", c.preset, "--weights", "f32", "--tokenizer", join(here, c.tokenizer), "--seed", "1",
-      "--out", model_path]);
+      "--out", part]);
+    renameSync(part, model_path);
   }
   const {model, context, sequences} = await load_llama(model_path, {threads: 1});
   for (const p of PROMPTS) {

@@ -105,6 +105,23 @@ export async function teacher_top_k(sequences, ids, k = 40) {
   }
 }
 
+// Short windows for the activation-rounding check: `count` runs of `length` tokens cut from the prompts'
+// token ids (spread over their positions), each evaluated from an empty cache by teacher_top_k. Rounding
+// is discontinuous: once one value lands on the other side of a rounding boundary in llama.cpp and not in
+// our emulation, the two part for every later position of that sequence; short sequences keep most
+// positions before that happens (docs/accuracy.md).
+export async function teacher_windows(sequences, prompt_ids, {count = 24, length = 8, k = 40} = {}) {
+  const out = [];
+  for (let i = 0; i < count; ++i) {
+    const ids = prompt_ids[i % prompt_ids.length];
+    const start = Math.floor(i / prompt_ids.length) * 27 + (i % prompt_ids.length) * 5;
+    const tokens = ids.slice(start, start + length);
+    if (tokens.length < length) throw new Error(`window ${i} runs past its prompt (${ids.length} tokens)`);
+    out.push({name: `window${i}`, tokens, top: await teacher_top_k(sequences, tokens, k)});
+  }
+  return out;
+}
+
 // Greedy continuation of `prompt` for n steps (llama.cpp's own generation loop at temperature 0: prefill,
 // then one-token decodes), and the top-1/top-2 log-prob margin at each step, read afterwards from one
 // teacher-forced pass over prompt + continuation (one controlledEvaluate call per step would cost ~0.3 s
