@@ -4,6 +4,7 @@
 #include <string>
 
 #include "gpu/gpu_error.hpp"
+#include "gpu/launch.cuh"
 #include "gpu/q8_act.cuh"
 
 namespace worker::gpu {
@@ -247,16 +248,7 @@ __global__ void __launch_bounds__(HD) attn_merge_kernel(const attention_args a) 
 
 template <int HD, int G>
 void launch_hg(const attention_args& a, cudaStream_t s) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(a.max_splits, a.n_head_kv, a.nq);
-  cfg.blockDim = dim3(k_threads);
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = a.pdl ? 1 : 0;
-  WORKER_CUDA_CHECK(cudaLaunchKernelEx(&cfg, attn_split_kernel<HD, G>, a));
+  launch_maybe_pdl(attn_split_kernel<HD, G>, dim3(a.max_splits, a.n_head_kv, a.nq), dim3(k_threads), a.pdl, s, a);
   if (a.merge_counters) return;
   attn_merge_kernel<HD><<<dim3(a.n_head, a.nq), HD, 0, s>>>(a);
   WORKER_CUDA_CHECK_LAUNCH("attn_merge_kernel");

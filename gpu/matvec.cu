@@ -334,16 +334,7 @@ void quantize_q8(const float* x, std::uint32_t ldx, std::uint32_t k, std::uint32
                  std::int8_t* lo, std::uint32_t ld_q8, float4* ds, std::uint32_t ld_ds, cudaStream_t stream, bool pdl) {
   require(k % 32 == 0 && ldx >= k && ld_q8 >= k && ld_ds >= k / 32 && ncols >= 1, "quantize_q8: bad shape");
   const std::uint32_t nblk = k / 32;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3((nblk + 3) / 4, ncols);
-  cfg.blockDim = dim3(128);
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = pdl ? 1 : 0;
-  WORKER_CUDA_CHECK(cudaLaunchKernelEx(&cfg, quantize_q8_kernel, x, ldx, k, hi, lo, ld_q8, ds, ld_ds));
+  launch_maybe_pdl(quantize_q8_kernel, dim3((nblk + 3) / 4, ncols), dim3(128), pdl, stream, x, ldx, k, hi, lo, ld_q8, ds, ld_ds);
 }
 
 }  // namespace worker::gpu

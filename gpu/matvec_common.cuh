@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "gpu/gpu_error.hpp"
+#include "gpu/launch.cuh"
 #include "gpu/matvec.cuh"
 
 namespace worker::gpu::mvk {
@@ -137,16 +138,7 @@ const mv_tuning& tuning();
 // Grid launch with or without the programmatic-stream-serialization attribute.
 template <typename K>
 void launch_kernel(K kernel, std::uint32_t blocks, std::uint32_t threads, bool pdl, const mv_params& p, cudaStream_t stream) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(blocks);
-  cfg.blockDim = dim3(threads);
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = pdl ? 1 : 0;
-  WORKER_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p));
+  launch_maybe_pdl(kernel, dim3(blocks), dim3(threads), pdl, stream, p);
 }
 
 // The staged (cp.async) kernel family for type T (matvec_staged.cu).

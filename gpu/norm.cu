@@ -4,6 +4,7 @@
 #include <string>
 
 #include "gpu/gpu_error.hpp"
+#include "gpu/launch.cuh"
 #include "gpu/q8_act.cuh"
 
 namespace worker::gpu {
@@ -84,16 +85,7 @@ void rmsnorm_fused(const rmsnorm_args& a, cudaStream_t stream) {
   require(!a.out_q8 || (a.dim % 32 == 0 && a.out_q8_lo && a.out_ds && a.ld_q8 >= a.dim && a.ld_ds >= a.dim / 32),
           "bad q8 output");
   if (a.n == 0) return;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(a.n);
-  cfg.blockDim = dim3(k_threads);
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = a.pdl ? 1 : 0;
-  WORKER_CUDA_CHECK(cudaLaunchKernelEx(&cfg, rmsnorm_kernel, a));
+  launch_maybe_pdl(rmsnorm_kernel, dim3(a.n), dim3(k_threads), a.pdl, stream, a);
 }
 
 }  // namespace worker::gpu
