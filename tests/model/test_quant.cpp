@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -765,24 +764,5 @@ TEST_CASE("quantized bytes of fixed data are pinned (same on every machine)", "[
     const std::uint64_t h = fnv1a(quant(t, x));
     INFO("type " << traits(t).name << " hash 0x" << std::hex << h);
     CHECK(h == pin);
-  }
-}
-
-// Hidden ("[.]"): a timing report, not a correctness check, and machine-dependent. Run it with
-// `test_model_quant "[perf]"`. Reports the best of three runs by process CPU time (std::clock), which
-// a busy shared machine disturbs less than wall time.
-TEST_CASE("quantize throughput (single thread)", "[.][perf]") {
-  const std::size_t n = 1 << 22;
-  const std::vector<float> x = gaussian_data(n, 5);
-  for (const ggml_type t : k_all_types) {
-    bytes b(row_bytes(t, n));
-    double best = 1e30;
-    for (int rep = 0; rep < 3; ++rep) {
-      const std::clock_t t0 = std::clock();
-      quantize_row(t, x.data(), b.data(), n);
-      best = std::fmin(best, static_cast<double>(std::clock() - t0) / CLOCKS_PER_SEC);
-    }
-    std::printf("quantize %-6s %8.1f M elements per CPU second\n", std::string(traits(t).name).c_str(),
-                static_cast<double>(n) / best / 1e6);
   }
 }
