@@ -26,10 +26,22 @@ namespace {
 
 using gpu::align_up;
 
+// Key positions per decode attention split: gpu::k_attn_split_decode, or 32 with the measuring switch
+// WORKER_ORCD_DECODE_FUSE=split32 (read once per process, so every decode step of the process uses the
+// same split: batch invariance needs one split size per path).
+std::uint32_t decode_split() {
+  static const std::uint32_t split = [] {
+    const char* e = std::getenv("WORKER_ORCD_DECODE_FUSE");
+    const std::string v = std::string(",") + (e ? e : "") + ",";
+    return v.find(",split32,") != std::string::npos ? 32u : gpu::k_attn_split_decode;
+  }();
+  return split;
+}
+
 // Walks the scratch layout once for sizing and once for carving, so the two can never disagree.
 template <typename F>
 void walk_layout(const dev_model& m, std::uint32_t chunk, std::uint32_t context, F&& take) {
-  const std::size_t max_splits = gpu::attn_splits_for(context, gpu::k_attn_split_decode);
+  const std::size_t max_splits = gpu::attn_splits_for(context, decode_split());
   const std::size_t max_splits_prefill = gpu::attn_splits_for(context, gpu::k_attn_split_prefill);
   const std::size_t B = k_max_batch, C = chunk;
   const std::size_t xw = std::max({m.d, m.q_dim, m.n_ff});
@@ -103,7 +115,10 @@ gpu::matvec_x decode_x(const scratch& s, const float* f32, std::uint32_t ld_f32,
 // kernel, the attention merge inside its last split block, and programmatic dependent launch of the
 // RMSNorm, attention and int8-quantization kernels. Measured (H200, run 10, docs/performance.md): each
 // made decode 1-5 % slower, so they are off unless WORKER_ORCD_DECODE_FUSE=rope,merge,pdl (any subset)
-// turns them on, for measuring.
+// turns them on, for measuring. Measured again with the shorter-latency norm/RoPE/attention kernels
+// (H100, Q4_K_M, batch 1/4/16, one run each): rope +1.1 / +0.3 / 0 % (about the run-to-run noise of
+// 0.5 %), rope+merge −1 / −1.8 / −1 %, pdl+rope+merge −2 / −5.5 / −1.5 %; pdl alone (an earlier run)
+// +1.9 / +1.9 / −0.7 %. Still off: none is a clear gain at every batch size.
 struct decode_fusion {
   bool rope = false, merge = false, pdl = false;
 };
@@ -175,7 +190,7 @@ void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t contex
   s.xw_pad = static_cast<std::uint32_t>(align_up(s.xw, 256));
   s.aw = std::max(m.d, m.q_dim);
   s.chunk = chunk;
-  s.max_splits = gpu::attn_splits_for(context, gpu::k_attn_split_decode);
+  s.max_splits = gpu::attn_splits_for(context, decode_split());
   s.max_splits_prefill = gpu::attn_splits_for(context, gpu::k_attn_split_prefill);
   walk_layout(m, chunk, context, [&](std::string_view name, std::size_t bytes) {
     void* p = r.carve(bytes, 256);
@@ -267,7 +282,7 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
     a.n_head_kv = m.n_head_kv;
     a.head_dim = m.head_dim;
     a.scale = m.scale;
-    a.split = gpu::k_attn_split_decode;
+    a.split = decode_split();
     a.max_splits = s.max_splits;
     a.partial_o = s.att_po;
     a.partial_ml = s.att_pml;

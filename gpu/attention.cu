@@ -13,12 +13,25 @@ namespace {
 
 constexpr int k_threads = 128;
 constexpr int k_warps = k_threads / 32;
+constexpr int k_round = 32;  // key positions per round of a split block
 
 // --- tier 1: kernels -------------------------------------------------------------------------------
 
-// Merges the ns splits of (query i, head h) at dimension d and writes the outputs (the warp of 32
-// consecutive d's quantizes its block together for out_q8). Partials are read from L2 (__ldcg): in the
-// fused merge other blocks of the same grid wrote them.
+// Max over a warp as one redux instruction (sm_80+) on an order-preserving integer image of the floats
+// (non-negative floats keep their bits, negative ones get the magnitude bits flipped). Max is exact in
+// any order, so this equals the shuffle butterfly it replaces (up to the sign of a zero maximum, which
+// no later use can tell: it only enters as e^{x − max}); values are never NaN here.
+__device__ __forceinline__ float warp_max(float v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const int b = __float_as_int(v);
+  const int r = __reduce_max_sync(0xffffffffu, b >= 0 ? b : b ^ 0x7fffffff);
+  return __int_as_float(r >= 0 ? r : r ^ 0x7fffffff);
+#else
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+#endif
+}
+
 // Writes output column `col` of query i (the warp of 32 consecutive columns quantizes its block together
 // for out_q8: lane = col mod 32).
 __device__ __forceinline__ void write_out(const attention_args& a, std::uint32_t i, std::uint32_t col, float y) {
@@ -32,7 +45,8 @@ __device__ __forceinline__ void write_out(const attention_args& a, std::uint32_t
 }
 
 // Merges the ns splits of (query i, head h) at dimension d: M = max m_j, L = Σ l_j·e^{m_j−M},
-// out = Σ o_j·e^{m_j−M} / L, each sum in split order. Partials are read from L2 (__ldcg).
+// out = Σ o_j·e^{m_j−M} / L, each sum in split order. Partials are read from L2 (__ldcg): in the fused
+// merge other blocks of the same grid wrote them. (The fused merge's fallback for very long contexts.)
 template <int HD>
 __device__ __forceinline__ void merge_head(const attention_args& a, std::uint32_t i, std::uint32_t h, int d, std::uint32_t ns) {
   const std::size_t row0 = (static_cast<std::size_t>(i) * a.n_head + h) * a.max_splits;
@@ -48,69 +62,121 @@ __device__ __forceinline__ void merge_head(const attention_args& a, std::uint32_
   write_out(a, i, h * HD + static_cast<std::uint32_t>(d), __fdiv_rn(o, L));
 }
 
+// Work split inside a split block (128 threads), in rounds of 32 key positions:
+// - scores: 4 threads per key; thread r of a key takes the 16-byte chunks (8 dimensions) r, r+4, ...
+//   of the key row, sums q·k over them in order for each head of the group, and the 4 partials are
+//   added as (a0 + a1) + (a2 + a3) (xor shuffles; every order of that tree gives the same bits);
+// - o = Σ_p e_p·v_p: thread (g = t / NCH, c = t mod NCH) takes chunk c of positions ≡ g mod PG (PG =
+//   128 / NCH position groups) in increasing order, and the PG partials are added in group order.
+// The K and V rows of two rounds are loaded into registers before any is used (and the next rounds
+// while a round is computed), so a decode split of ≤ 64 keys costs one memory latency instead of one per
+// key or dimension step. The order of every sum depends only on the split size, never on the batch,
+// the grid or which path (fused RoPE / merge or not) runs.
 template <int HD, int G>
 __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_args a) {
+  constexpr int NCH = HD / 8;          // 16-byte chunks of a K/V row
+  constexpr int CPT = HD / 32;         // chunks a thread loads per round (of one key; of CPT positions for V)
+  constexpr int PG = k_threads / NCH;  // position groups of the o sum
+  constexpr int QPT = (G * HD + k_threads - 1) / k_threads;  // query elements a thread stages
+  static_assert(k_threads == 128 && k_round == 32 && PG * CPT == k_round, "work split assumes 128 threads");
   // As a programmatic dependent (a.pdl): wait for the producer of q/k/v. Then let the next kernel's
   // blocks start their weight loads (they wait for this grid before reading its outputs).
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;");
   const std::uint32_t j = blockIdx.x, g = blockIdx.y, i = blockIdx.z;
+  const int t = static_cast<int>(threadIdx.x);
   const std::int32_t pos = a.query_pos[i];
+  const std::int32_t seq_index = a.query_seq[i];
+  const float* q = a.q + static_cast<std::size_t>(i) * a.ldq + static_cast<std::size_t>(g) * G * HD;
+  // The unrotated path's query elements are loaded before anything waits on pos.
+  float qv[QPT];
+  if (!a.k_new) {
+#pragma unroll
+    for (int u = 0; u < QPT; ++u) qv[u] = t + u * k_threads < G * HD ? q[t + u * k_threads] : 0.0f;
+  }
   const std::uint32_t len = static_cast<std::uint32_t>(pos) + 1;
   const std::uint32_t start = j * a.split;
   if (start >= len) return;
   const std::uint32_t cnt = min(a.split, len - start);
-  const kv_seq_desc seq = a.seqs[a.query_seq[i]];
+  const kv_seq_desc seq = a.seqs[seq_index];
 
-  __shared__ float qs[G][HD];
+  __shared__ __align__(16) float qs[G][HD];
   __shared__ float sc[G][k_attn_split_max];
+  __shared__ __align__(16) float red[PG][G][HD];  // o partials per position group; the fused merge reuses it
   __shared__ float ms[G], ls[G];
 
-  const float* q = a.q + static_cast<std::size_t>(i) * a.ldq + static_cast<std::size_t>(g) * G * HD;
   if (a.k_new) {
     // RoPE NEOX fused in (attention_args::k_new); the same operations as rope.cu's kernel.
     if (pos >= seq.capacity || static_cast<std::uint32_t>(pos) >= a.table_positions) __trap();
     constexpr int half = HD / 2;
     const float2* cs = a.cos_sin + static_cast<std::size_t>(pos) * half;
-    for (int t = threadIdx.x; t < G * half; t += k_threads) {
-      const int h = t / half, p = t % half;
+    for (int u = t; u < G * half; u += k_threads) {
+      const int h = u / half, p = u % half;
       const float x0 = q[h * HD + p], x1 = q[h * HD + p + half];
       const float2 c = cs[p];
       qs[h][p] = __fsub_rn(__fmul_rn(x0, c.x), __fmul_rn(x1, c.y));
       qs[h][p + half] = __fadd_rn(__fmul_rn(x0, c.y), __fmul_rn(x1, c.x));
     }
     if (j == static_cast<std::uint32_t>(pos) / a.split) {
-      // This block's split holds the new position: store its K (rotated) and V before reading them.
+      // This block's split holds the new position: store its K (rotated) and V before reading them
+      // (the __syncthreads below makes the stores visible to the block's loads).
       const float* kn = a.k_new + static_cast<std::size_t>(i) * a.ldk + static_cast<std::size_t>(g) * HD;
       const float* vn = a.v_new + static_cast<std::size_t>(i) * a.ldv + static_cast<std::size_t>(g) * HD;
       __half* kd = kv_head_ptr(seq, a.layer, 0, g, a.n_head_kv, HD) + static_cast<std::size_t>(pos) * HD;
       __half* vd = kv_head_ptr(seq, a.layer, 1, g, a.n_head_kv, HD) + static_cast<std::size_t>(pos) * HD;
-      for (int p = threadIdx.x; p < half; p += k_threads) {
+      for (int p = t; p < half; p += k_threads) {
         const float x0 = kn[p], x1 = kn[p + half];
         const float2 c = cs[p];
         kd[p] = __float2half_rn(__fsub_rn(__fmul_rn(x0, c.x), __fmul_rn(x1, c.y)));
         kd[p + half] = __float2half_rn(__fadd_rn(__fmul_rn(x0, c.y), __fmul_rn(x1, c.x)));
       }
-      for (int d = threadIdx.x; d < HD; d += k_threads) vd[d] = __float2half_rn(vn[d]);
+      for (int d = t; d < HD; d += k_threads) vd[d] = __float2half_rn(vn[d]);
     }
+    __syncthreads();
   } else {
-    for (int t = threadIdx.x; t < G * HD; t += k_threads) qs[t / HD][t % HD] = q[t];
+#pragma unroll
+    for (int u = 0; u < QPT; ++u) {
+      if (t + u * k_threads < G * HD) (&qs[0][0])[t + u * k_threads] = qv[u];
+    }
   }
-  __syncthreads();
 
-  const __half* kp = kv_head_ptr(seq, a.layer, 0, g, a.n_head_kv, HD) + static_cast<std::size_t>(start) * HD;
-  const __half* vp = kv_head_ptr(seq, a.layer, 1, g, a.n_head_kv, HD) + static_cast<std::size_t>(start) * HD;
+  const uint4* kp = reinterpret_cast<const uint4*>(kv_head_ptr(seq, a.layer, 0, g, a.n_head_kv, HD) +
+                                                   static_cast<std::size_t>(start) * HD);
+  const uint4* vp = reinterpret_cast<const uint4*>(kv_head_ptr(seq, a.layer, 1, g, a.n_head_kv, HD) +
+                                                   static_cast<std::size_t>(start) * HD);
+  const int kq = t / 4, kr = t % 4;            // scores: key within the round, chunk residue
+  const int vg = t / NCH, vc = t % NCH;        // o: position group, chunk
+  const std::uint32_t rounds = (cnt + k_round - 1) / k_round;
+  auto load_k = [&](std::uint32_t r, uint4 (&buf)[CPT]) {
+    const std::uint32_t p = r * k_round + kq;
+#pragma unroll
+    for (int s = 0; s < CPT; ++s) buf[s] = p < cnt ? kp[static_cast<std::size_t>(p) * NCH + kr + 4 * s] : make_uint4(0, 0, 0, 0);
+  };
+  auto load_v = [&](std::uint32_t r, uint4 (&buf)[CPT]) {
+#pragma unroll
+    for (int m = 0; m < CPT; ++m) {
+      const std::uint32_t p = r * k_round + vg + PG * m;
+      buf[m] = p < cnt ? vp[static_cast<std::size_t>(p) * NCH + vc] : make_uint4(0, 0, 0, 0);
+    }
+  };
+  uint4 kb[2][CPT], vb[2][CPT];
+  load_k(0, kb[0]);
+  load_v(0, vb[0]);
+  if (rounds > 1) {
+    load_k(1, kb[1]);
+    load_v(1, vb[1]);
+  }
+  __syncthreads();  // qs
 
-  // Scores: one thread per key position, dot products in dimension order.
-  for (std::uint32_t p = threadIdx.x; p < cnt; p += k_threads) {
+  // Scores of one round (block-uniform control flow: the shuffles need every lane).
+  auto scores = [&](std::uint32_t r, const uint4 (&buf)[CPT]) {
     float acc[G];
 #pragma unroll
     for (int h = 0; h < G; ++h) acc[h] = 0.0f;
-    const uint4* kr = reinterpret_cast<const uint4*>(kp + static_cast<std::size_t>(p) * HD);
-#pragma unroll 4
-    for (int d0 = 0; d0 < HD; d0 += 8) {
-      const uint4 raw = kr[d0 / 8];
-      const __half2* h2 = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+    for (int s = 0; s < CPT; ++s) {
+      const int c = kr + 4 * s;
+      const __half2* h2 = reinterpret_cast<const __half2*>(&buf[s]);
       float kf[8];
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
@@ -121,19 +187,34 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
 #pragma unroll
       for (int h = 0; h < G; ++h)
 #pragma unroll
-        for (int e = 0; e < 8; ++e) acc[h] = __fmaf_rn(qs[h][d0 + e], kf[e], acc[h]);
+        for (int e = 0; e < 8; ++e) acc[h] = __fmaf_rn(qs[h][8 * c + e], kf[e], acc[h]);
     }
+    const std::uint32_t p = r * k_round + kq;
 #pragma unroll
-    for (int h = 0; h < G; ++h) sc[h][p] = __fmul_rn(acc[h], a.scale);
+    for (int h = 0; h < G; ++h) {
+      acc[h] = __fadd_rn(acc[h], __shfl_xor_sync(0xffffffffu, acc[h], 1));
+      acc[h] = __fadd_rn(acc[h], __shfl_xor_sync(0xffffffffu, acc[h], 2));
+      if (p < cnt && h % 4 == kr) sc[h][p] = __fmul_rn(acc[h], a.scale);
+    }
+  };
+  for (std::uint32_t r0 = 0; r0 < rounds; r0 += 2) {
+#pragma unroll
+    for (int b = 0; b < 2; ++b) {
+      const std::uint32_t r = r0 + b;
+      if (r < rounds) {
+        scores(r, kb[b]);
+        if (r + 2 < rounds) load_k(r + 2, kb[b]);
+      }
+    }
   }
   __syncthreads();
 
   // Per head: max, exp, sum (a warp per head, lanes over positions, fixed butterfly order).
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int lane = t & 31, warp = t >> 5;
   for (int h = warp; h < G; h += k_warps) {
     float m = -INFINITY;
     for (std::uint32_t p = lane; p < cnt; p += 32) m = fmaxf(m, sc[h][p]);
-    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+    m = warp_max(m);
     float l = 0.0f;
     for (std::uint32_t p = lane; p < cnt; p += 32) {
       const float e = expf(sc[h][p] - m);
@@ -148,37 +229,79 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   }
   __syncthreads();
 
-  // o = Σ_p e_p·v_p: one thread per dimension, positions in order.
-  if (threadIdx.x < HD) {
-    const int d = threadIdx.x;
-    float o[G];
+  // o partials of this thread's position group and chunk.
+  float o[G][8];
 #pragma unroll
-    for (int h = 0; h < G; ++h) o[h] = 0.0f;
-    for (std::uint32_t p = 0; p < cnt; ++p) {
-      const float v = __half2float(vp[static_cast<std::size_t>(p) * HD + d]);
+  for (int h = 0; h < G; ++h)
 #pragma unroll
-      for (int h = 0; h < G; ++h) o[h] = __fmaf_rn(sc[h][p], v, o[h]);
+    for (int e = 0; e < 8; ++e) o[h][e] = 0.0f;
+  auto accumulate = [&](std::uint32_t r, const uint4 (&buf)[CPT]) {
+#pragma unroll
+    for (int m = 0; m < CPT; ++m) {
+      const std::uint32_t p = r * k_round + vg + PG * m;
+      if (p < cnt) {
+        const __half2* h2 = reinterpret_cast<const __half2*>(&buf[m]);
+        float vf[8];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float2 f = __half22float2(h2[e]);
+          vf[2 * e] = f.x;
+          vf[2 * e + 1] = f.y;
+        }
+#pragma unroll
+        for (int h = 0; h < G; ++h) {
+          const float w = sc[h][p];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) o[h][e] = __fmaf_rn(w, vf[e], o[h][e]);
+        }
+      }
     }
+  };
+  for (std::uint32_t r0 = 0; r0 < rounds; r0 += 2) {
 #pragma unroll
-    for (int h = 0; h < G; ++h) {
-      const std::size_t row = (static_cast<std::size_t>(i) * a.n_head + g * G + h) * a.max_splits + j;
-      a.partial_o[row * HD + d] = o[h];
-      if (d == 0) a.partial_ml[row] = make_float2(ms[h], ls[h]);
+    for (int b = 0; b < 2; ++b) {
+      const std::uint32_t r = r0 + b;
+      if (r < rounds) {
+        accumulate(r, vb[b]);
+        if (r + 2 < rounds) load_v(r + 2, vb[b]);
+      }
     }
   }
+#pragma unroll
+  for (int h = 0; h < G; ++h) {
+    float4* dst = reinterpret_cast<float4*>(&red[vg][h][8 * vc]);
+    dst[0] = make_float4(o[h][0], o[h][1], o[h][2], o[h][3]);
+    dst[1] = make_float4(o[h][4], o[h][5], o[h][6], o[h][7]);
+  }
+  __syncthreads();
+  for (int u = t; u < G * HD; u += k_threads) {
+    const int h = u / HD, d = u % HD;
+    float sum = red[0][h][d];
+#pragma unroll
+    for (int pg = 1; pg < PG; ++pg) sum = __fadd_rn(sum, red[pg][h][d]);
+    const std::size_t row = (static_cast<std::size_t>(i) * a.n_head + g * G + h) * a.max_splits + j;
+    a.partial_o[row * HD + d] = sum;
+    if (d == 0) a.partial_ml[row] = make_float2(ms[h], ls[h]);
+  }
   if (a.merge_counters) {
-    // The last of the group's ns split blocks to arrive merges (threadfence reduction).
-    __shared__ unsigned ticket;
-    __threadfence();
-    __syncthreads();
-    std::uint32_t* counter = a.merge_counters + static_cast<std::size_t>(i) * a.n_head_kv + g;
-    if (threadIdx.x == 0) ticket = atomicAdd(counter, 1u);
-    __syncthreads();
+    // The last of the group's ns split blocks to arrive merges (threadfence reduction). A single split
+    // (short contexts) is its own last block: no counter round trip (its partials, written by this
+    // block, are visible to it after the barrier).
     const std::uint32_t ns = attn_splits_for(len, a.split);
-    if (ticket + 1 != ns) return;
-    __threadfence();
-    if (ns > a.max_splits) __trap();
-    if (threadIdx.x == 0) *counter = 0;  // every block of the group has arrived
+    if (ns > 1) {
+      __shared__ unsigned ticket;
+      __threadfence();
+      __syncthreads();
+      std::uint32_t* counter = a.merge_counters + static_cast<std::size_t>(i) * a.n_head_kv + g;
+      if (threadIdx.x == 0) ticket = atomicAdd(counter, 1u);
+      __syncthreads();
+      if (ticket + 1 != ns) return;
+      __threadfence();
+      if (ns > a.max_splits) __trap();
+      if (threadIdx.x == 0) *counter = 0;  // every block of the group has arrived
+    } else {
+      __syncthreads();
+    }
     if (ns > k_attn_split_max) {  // very long contexts: one dimension per thread, head by head
       if (threadIdx.x < HD) {
         for (int h = 0; h < G; ++h) merge_head<HD>(a, i, g * G + h, static_cast<int>(threadIdx.x), ns);
@@ -187,10 +310,13 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
     }
     // The same arithmetic as merge_head, spread over the block: the G·ns (m, l) pairs are loaded at once
     // into shared memory (then sc holds the weights e^{m_j−M}), each sum in split order.
-    __shared__ float mj[G][k_attn_split_max], lj[G][k_attn_split_max];
+    // (m_j, l_j) of the group's heads, in the o-partial buffer (no longer needed: the barrier above).
+    static_assert(sizeof(red) >= 2 * sizeof(float) * G * k_attn_split_max, "merge arrays must fit in red");
+    auto mj = reinterpret_cast<float (*)[k_attn_split_max]>(&red[0][0][0]);
+    auto lj = reinterpret_cast<float (*)[k_attn_split_max]>(&red[0][0][0] + G * k_attn_split_max);
     const std::size_t ml0 = (static_cast<std::size_t>(i) * a.n_head + g * G) * a.max_splits;
-    for (std::uint32_t t = threadIdx.x; t < G * ns; t += k_threads) {
-      const std::uint32_t h = t / ns, jj = t % ns;
+    for (std::uint32_t u = threadIdx.x; u < G * ns; u += k_threads) {
+      const std::uint32_t h = u / ns, jj = u % ns;
       const float2 ml = __ldcg(a.partial_ml + ml0 + static_cast<std::size_t>(h) * a.max_splits + jj);
       mj[h][jj] = ml.x;
       lj[h][jj] = ml.y;
@@ -199,12 +325,12 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
     for (int h = warp; h < G; h += k_warps) {
       float m = -INFINITY;
       for (std::uint32_t jj = lane; jj < ns; jj += 32) m = fmaxf(m, mj[h][jj]);
-      for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+      m = warp_max(m);
       if (lane == 0) ms[h] = m;
     }
     __syncthreads();
-    for (std::uint32_t t = threadIdx.x; t < G * ns; t += k_threads) {
-      const std::uint32_t h = t / ns, jj = t % ns;
+    for (std::uint32_t u = threadIdx.x; u < G * ns; u += k_threads) {
+      const std::uint32_t h = u / ns, jj = u % ns;
       sc[h][jj] = expf(mj[h][jj] - ms[h]);
     }
     __syncthreads();
@@ -231,17 +357,67 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   }
 }
 
-// Merges the splits of one (query, head): block of HD threads, one per dimension.
+// Merges the splits of one (query, head): block of HD threads, one per dimension. The arithmetic of
+// merge_head (M = max m_j; w_j = e^{m_j−M}; L and o summed in split order; out = o / L), laid out for
+// latency: the first k_merge_chunk partial outputs of each thread and the (m, l) pair of split d are
+// loaded at once, without waiting for the split count (rows < max_splits are in bounds; values of
+// splits ≥ ns are never used), M is a block reduction (max is exact in any order), and the weights of
+// each chunk of splits are computed once, in shared memory. One memory latency for up to
+// k_merge_chunk splits (decode: contexts up to 1024 positions).
+constexpr int k_merge_chunk = 16;
+
 template <int HD>
 __global__ void __launch_bounds__(HD) attn_merge_kernel(const attention_args a) {
   // A programmatic dependent (the next matvec) may start now: it only prefetches weights until this grid
   // has completed (griddepcontrol.wait).
   asm volatile("griddepcontrol.launch_dependents;");
+  constexpr int W = HD / 32;
   const std::uint32_t h = blockIdx.x, i = blockIdx.y;
+  const int d = static_cast<int>(threadIdx.x);
+  const std::size_t row0 = (static_cast<std::size_t>(i) * a.n_head + h) * a.max_splits;
+  float ov[k_merge_chunk];
+#pragma unroll
+  for (int u = 0; u < k_merge_chunk; ++u) {
+    ov[u] = static_cast<std::uint32_t>(u) < a.max_splits ? __ldcg(a.partial_o + (row0 + u) * HD + d) : 0.0f;
+  }
+  const float2 mld = static_cast<std::uint32_t>(d) < a.max_splits ? __ldcg(a.partial_ml + row0 + d) : make_float2(0.0f, 0.0f);
   const std::uint32_t len = static_cast<std::uint32_t>(a.query_pos[i]) + 1;
   const std::uint32_t ns = attn_splits_for(len, a.split);
   if (ns > a.max_splits) __trap();  // the engine sizes max_splits from the largest capacity
-  merge_head<HD>(a, i, h, static_cast<int>(threadIdx.x), ns);
+  float m = static_cast<std::uint32_t>(d) < ns ? mld.x : -INFINITY;
+  for (std::uint32_t jj = d + HD; jj < ns; jj += HD) m = fmaxf(m, __ldcg(a.partial_ml + row0 + jj).x);
+  m = warp_max(m);
+  __shared__ float wm[W];
+  __shared__ float ws[k_merge_chunk], lsh[k_merge_chunk];
+  if ((d & 31) == 0) wm[d >> 5] = m;
+  __syncthreads();
+  float M = wm[0];
+#pragma unroll
+  for (int w = 1; w < W; ++w) M = fmaxf(M, wm[w]);
+  float L = 0.0f, o = 0.0f;
+  for (std::uint32_t j0 = 0; j0 < ns; j0 += k_merge_chunk) {
+    if (j0 > 0) {
+      __syncthreads();  // the previous chunk's weights are used
+#pragma unroll
+      for (int u = 0; u < k_merge_chunk; ++u) {
+        ov[u] = j0 + u < ns ? __ldcg(a.partial_o + (row0 + j0 + u) * HD + d) : 0.0f;
+      }
+    }
+    if (d < k_merge_chunk && j0 + d < ns) {
+      const float2 ml = j0 == 0 ? mld : __ldcg(a.partial_ml + row0 + j0 + d);
+      ws[d] = expf(ml.x - M);
+      lsh[d] = ml.y;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int u = 0; u < k_merge_chunk; ++u) {
+      if (j0 + u < ns) {
+        L = __fmaf_rn(lsh[u], ws[u], L);
+        o = __fmaf_rn(ov[u], ws[u], o);
+      }
+    }
+  }
+  write_out(a, i, h * HD + static_cast<std::uint32_t>(d), __fdiv_rn(o, L));
 }
 
 // --- tier 2: launchers -----------------------------------------------------------------------------

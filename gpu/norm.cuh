@@ -1,7 +1,9 @@
 // RMSNorm fused with the residual add and with the conversions its consumers need:
 //   h[t] += delta[t] (optional);  y = h[t] / sqrt(mean(h[t]²) + eps) · w
 // written as fp32 (attention/reference), fp16 (prefill GEMM input) and/or two-level int8 blocks (decode
-// matvec input, the quantization of quantize_q8 / q8_act.cuh). One block per row. The sum of squares is
+// matvec input, the quantization of quantize_q8 / q8_act.cuh). Up to 16 rows without a residual (decode):
+// one block per 128 outputs, each block summing the whole row (norm.cu says why); otherwise one block per
+// row; both give the same bits. h (and delta) rows must be 16-byte aligned. The sum of squares is
 // accumulated in double like the CPU reference (cpu/norm.cpp), and y = (h·scale)·w is rounded the same
 // way, so the fp32 output matches the CPU bit for bit up to the double summation order.
 #pragma once
@@ -20,7 +22,7 @@ struct rmsnorm_args {
   const float* delta = nullptr;   // [n][ld_delta] added to h first, or null
   std::uint32_t ld_delta = 0;
   const float* weight = nullptr;  // [dim]
-  std::uint32_t dim = 0;          // ≤ 8192
+  std::uint32_t dim = 0;          // ≤ 8192, a multiple of 4
   std::uint32_t n = 0;            // rows
   float eps = 1e-6f;
   float* out_f32 = nullptr;       // [n][ld_f32] or null

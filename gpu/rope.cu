@@ -9,70 +9,60 @@ namespace worker::gpu {
 
 namespace {
 
-// Grid: (token, slice): the threads of a token's gridDim.y blocks stride over (head, pair) of Q, then
-// of K, then over V elements.
-__global__ void rope_kv_kernel(const rope_kv_args a) {
-  const std::uint32_t t = blockIdx.x;
-  const std::int32_t pos = a.token_pos[t];
-  const kv_seq_desc seq = a.seqs[a.token_seq[t]];
-  if (pos < 0 || pos >= seq.capacity || static_cast<std::uint32_t>(pos) >= a.table_positions) {
-    __trap();  // the engine checks positions against the capacity before launching
-  }
-  const std::uint32_t half = a.n_rot / 2;
-  const float2* cs = a.cos_sin + static_cast<std::size_t>(pos) * half;
-  const std::uint32_t hd = a.head_dim;
+// One thread per item of a token: a Q pair (head, p) rotated in place, then a K pair rotated and
+// stored, then a V pair stored; grid (item blocks, token). Every thread loads its inputs before it
+// waits on the token's position (the cos/sin row and, for K and V, the cache pointer depend on it), so a
+// thread's chain is two dependent loads and a store. Only the threads that write the cache need the
+// sequence's capacity check; Q threads check the angle table's size.
+constexpr int k_rope_threads = 128;
 
-  const std::uint32_t first = blockIdx.y * blockDim.x + threadIdx.x, stride = gridDim.y * blockDim.x;
-  // Q: rotate in place.
-  float* q = a.q + static_cast<std::size_t>(t) * a.ldq;
-  for (std::uint32_t i = first; i < a.n_head * half; i += stride) {
-    const std::uint32_t h = i / half, p = i % half;
-    float* x = q + h * hd;
+__global__ void __launch_bounds__(k_rope_threads) rope_kv_kernel(const rope_kv_args a) {
+  const std::uint32_t t = blockIdx.y;
+  const std::uint32_t half = a.head_dim / 2;  // n_rot = head_dim (the launcher's requirement)
+  const std::uint32_t nq = a.n_head * half, nk = a.n_head_kv * half;
+  const std::uint32_t it = blockIdx.x * k_rope_threads + threadIdx.x;
+  if (it >= nq + 2 * nk) return;
+  const std::int32_t pos = a.token_pos[t];
+  const std::uint32_t hd = a.head_dim;
+  if (it < nq) {
+    // Q: rotate in place.
+    const std::uint32_t h = it / half, p = it % half;
+    float* x = a.q + static_cast<std::size_t>(t) * a.ldq + h * hd;
     float x0 = x[p], x1 = x[p + half];
     if (a.q_bias) {
       x0 = __fadd_rn(x0, a.q_bias[h * hd + p]);
       x1 = __fadd_rn(x1, a.q_bias[h * hd + p + half]);
     }
-    const float2 c = cs[p];
+    if (pos < 0 || static_cast<std::uint32_t>(pos) >= a.table_positions) __trap();
+    const float2 c = a.cos_sin[static_cast<std::size_t>(pos) * half + p];
     x[p] = __fsub_rn(__fmul_rn(x0, c.x), __fmul_rn(x1, c.y));
     x[p + half] = __fadd_rn(__fmul_rn(x0, c.y), __fmul_rn(x1, c.x));
+    return;
   }
-  // Q dims past n_rot (none for our models) only get the bias.
-  if (a.q_bias && a.n_rot < hd) {
-    for (std::uint32_t i = first; i < a.n_head * (hd - a.n_rot); i += stride) {
-      const std::uint32_t h = i / (hd - a.n_rot), j = a.n_rot + i % (hd - a.n_rot);
-      q[h * hd + j] = __fadd_rn(q[h * hd + j], a.q_bias[h * hd + j]);
-    }
+  const bool is_k = it < nq + nk;
+  const std::uint32_t u = is_k ? it - nq : it - nq - nk;
+  const std::uint32_t g = u / half, p = u % half;
+  const float* src = is_k ? a.k + static_cast<std::size_t>(t) * a.ldk : a.v + static_cast<std::size_t>(t) * a.ldv;
+  const float* bias = is_k ? a.k_bias : a.v_bias;
+  float x0 = src[g * hd + p], x1 = src[g * hd + p + half];
+  if (bias) {
+    x0 = __fadd_rn(x0, bias[g * hd + p]);
+    x1 = __fadd_rn(x1, bias[g * hd + p + half]);
   }
-  // K: rotate and store.
-  const float* k = a.k + static_cast<std::size_t>(t) * a.ldk;
-  for (std::uint32_t i = first; i < a.n_head_kv * (hd / 2); i += stride) {
-    const std::uint32_t g = i / (hd / 2), p = i % (hd / 2);
-    __half* dst = kv_head_ptr(seq, a.layer, 0, g, a.n_head_kv, hd) + static_cast<std::size_t>(pos) * hd;
-    // Each thread handles the pair (p, p + hd/2); for p ≥ n_rot/2 both elements are unrotated.
-    float x0 = k[g * hd + p], x1 = k[g * hd + p + hd / 2];
-    if (a.k_bias) {
-      x0 = __fadd_rn(x0, a.k_bias[g * hd + p]);
-      x1 = __fadd_rn(x1, a.k_bias[g * hd + p + hd / 2]);
-    }
-    if (a.n_rot == hd) {
-      const float2 c = cs[p];
-      const float r0 = __fsub_rn(__fmul_rn(x0, c.x), __fmul_rn(x1, c.y));
-      const float r1 = __fadd_rn(__fmul_rn(x0, c.y), __fmul_rn(x1, c.x));
-      x0 = r0;
-      x1 = r1;
-    }
-    dst[p] = __float2half_rn(x0);
-    dst[p + hd / 2] = __float2half_rn(x1);
+  const kv_seq_desc seq = a.seqs[a.token_seq[t]];
+  if (pos < 0 || pos >= seq.capacity || static_cast<std::uint32_t>(pos) >= a.table_positions) {
+    __trap();  // the engine checks positions against the capacity before launching
   }
-  // V: store.
-  const float* v = a.v + static_cast<std::size_t>(t) * a.ldv;
-  for (std::uint32_t i = first; i < a.n_head_kv * hd; i += stride) {
-    const std::uint32_t g = i / hd, d = i % hd;
-    float x = v[i];
-    if (a.v_bias) x = __fadd_rn(x, a.v_bias[i]);
-    kv_head_ptr(seq, a.layer, 1, g, a.n_head_kv, hd)[static_cast<std::size_t>(pos) * hd + d] = __float2half_rn(x);
+  if (is_k) {
+    const float2 c = a.cos_sin[static_cast<std::size_t>(pos) * half + p];
+    const float r0 = __fsub_rn(__fmul_rn(x0, c.x), __fmul_rn(x1, c.y));
+    const float r1 = __fadd_rn(__fmul_rn(x0, c.y), __fmul_rn(x1, c.x));
+    x0 = r0;
+    x1 = r1;
   }
+  __half* dst = kv_head_ptr(seq, a.layer, is_k ? 0 : 1, g, a.n_head_kv, hd) + static_cast<std::size_t>(pos) * hd;
+  dst[p] = __float2half_rn(x0);
+  dst[p + half] = __float2half_rn(x1);
 }
 
 __global__ void swiglu_f16_kernel(const float* __restrict__ gate, const float* __restrict__ up, std::uint32_t ld_in,
@@ -95,8 +85,10 @@ void rope_qk_store_kv(const rope_kv_args& a, cudaStream_t stream) {
   require(a.head_dim % 2 == 0 && (a.n_rot == a.head_dim), "n_rot must equal head_dim (qwen2, gpt-oss)");
   require(a.ldq >= a.n_head * a.head_dim && a.ldk >= a.n_head_kv * a.head_dim && a.ldv >= a.n_head_kv * a.head_dim,
           "bad strides");
+  require(a.n <= 65535, "at most 65535 tokens per launch (grid y)");
   if (a.n == 0) return;
-  rope_kv_kernel<<<dim3(a.n, 8), 128, 0, stream>>>(a);
+  const std::uint32_t items = (a.n_head + 2 * a.n_head_kv) * (a.head_dim / 2);
+  rope_kv_kernel<<<dim3((items + k_rope_threads - 1) / k_rope_threads, a.n), k_rope_threads, 0, stream>>>(a);
   WORKER_CUDA_CHECK_LAUNCH("rope_kv_kernel");
 }
 

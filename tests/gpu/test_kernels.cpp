@@ -3,7 +3,8 @@
 // - embedding gather and fp16 dequantization tiles: every type, exact against model::dequantize_row
 //   (gather: bit-identical fp32; tile: the CPU value rounded to fp16, bit-identical);
 // - RMSNorm (+ residual, fp32/fp16/two-level int8 outputs): fp32 output within 2 ulp of cpu::rmsnorm
-//   (only the double sum's order differs), int8 levels within half a step of it;
+//   (only the double sum's order differs), int8 levels within half a step of it; a row's bits do not
+//   depend on the number of rows or on the block split;
 // - RoPE + KV store: Q bit-identical to cpu::rope_heads with the same angle table, K/V equal to the CPU
 //   values rounded to fp16;
 // - attention (split-KV, GQA, several splits): |Δ| ≤ 1e-4·max|v| + 1e-5 against cpu::attention_head run
@@ -82,53 +83,77 @@ TEST_CASE("embedding gather and fp16 dequantization tiles equal the CPU dequanti
   }
 }
 
+// With a residual (delta) a row runs in one block; without one, up to 16 rows (decode) are cut into
+// slices of 128 outputs, one block each, every block summing the whole row (gpu/norm.cu): both splits,
+// and a row's bits must not depend on the split or on the number of rows (17 rows: one block per row).
 TEST_CASE("RMSNorm with residual matches cpu::rmsnorm and writes fp16 and int8 copies", "[kernels]") {
-  for (const std::uint32_t dim : {32u, 256u, 896u, 3584u, 8192u}) {
-    for (const std::uint32_t n : {1u, 5u, 16u}) {
-      INFO("dim " << dim << " rows " << n);
-      const auto h0 = random_normal(std::size_t{n} * dim, dim + n, 2.0f);
-      const auto delta = random_normal(std::size_t{n} * dim, dim * 3 + n);
-      auto w = random_normal(dim, 5);
-      for (auto& x : w) x = 1.0f + 0.2f * x;
-      device_buffer<float> dh(h0), dd(delta), dw(w), f32(std::size_t{n} * dim);
-      device_buffer<__half> f16(std::size_t{n} * dim);
-      device_buffer<std::int8_t> q8(std::size_t{n} * dim), q8lo(std::size_t{n} * dim);
-      device_buffer<float4> ds(std::size_t{n} * dim / 32);
-      rmsnorm_args a;
-      a.h = dh.get();
-      a.ldh = dim;
-      a.delta = dd.get();
-      a.ld_delta = dim;
-      a.weight = dw.get();
-      a.dim = dim;
-      a.n = n;
-      a.eps = 1e-6f;
-      a.out_f32 = f32.get();
-      a.ld_f32 = dim;
-      a.out_f16 = f16.get();
-      a.ld_f16 = dim;
-      a.out_q8 = q8.get();
-      a.out_q8_lo = q8lo.get();
-      a.ld_q8 = dim;
-      a.out_ds = ds.get();
-      a.ld_ds = dim / 32;
-      rmsnorm_fused(a, nullptr);
-      const auto gh = dh.download(), gf = f32.download();
-      const auto g16 = f16.download();
-      const auto gq = q8.download();
-      const auto gql = q8lo.download();
-      const auto gds = ds.download();
-      std::vector<float> hs(h0.size()), ref(h0.size());
-      for (std::size_t i = 0; i < h0.size(); ++i) hs[i] = h0[i] + delta[i];
-      cpu::rmsnorm_rows({dim, 1e-6f}, hs.data(), w.data(), ref.data(), n, dim);
-      for (std::size_t i = 0; i < h0.size(); ++i) {
-        REQUIRE(gh[i] == hs[i]);
-        REQUIRE(std::fabs(gf[i] - ref[i]) <= 2.4e-7f * std::fabs(ref[i]));
-        REQUIRE(half_value(g16[i]) == half_round(gf[i]));
-        const float4 d = gds[i / 32];
-        REQUIRE(std::fabs(d.x * gq[i] - gf[i]) <= 0.5001f * d.x + 1e-12f);
-        // Two levels: within half a low-level step of the fp32 value.
-        REQUIRE(std::fabs(d.x * gq[i] + d.z * gql[i] - gf[i]) <= 0.5001f * d.z + 1e-6f * std::fabs(gf[i]) + 1e-12f);
+  for (const bool with_delta : {true, false}) {
+    for (const std::uint32_t dim : {32u, 256u, 896u, 3584u, 8192u}) {
+      for (const std::uint32_t n : {1u, 5u, 16u, 17u}) {
+        INFO("dim " << dim << " rows " << n << (with_delta ? " with residual" : " without residual"));
+        const auto h0 = random_normal(std::size_t{n} * dim, dim + n, 2.0f);
+        const auto delta = random_normal(std::size_t{n} * dim, dim * 3 + n);
+        auto w = random_normal(dim, 5);
+        for (auto& x : w) x = 1.0f + 0.2f * x;
+        struct outputs {
+          std::vector<float> h, f32;
+          std::vector<__half> f16;
+          std::vector<std::int8_t> q8, q8lo;
+          std::vector<float4> ds;
+        };
+        // Runs rows [r0, r0 + rows) of the inputs in one launch.
+        auto run = [&](std::uint32_t r0, std::uint32_t rows) {
+          const std::size_t e0 = std::size_t{r0} * dim, ne = std::size_t{rows} * dim;
+          device_buffer<float> dh(std::vector<float>(h0.begin() + e0, h0.begin() + e0 + ne)),
+              dd(std::vector<float>(delta.begin() + e0, delta.begin() + e0 + ne)), dw(w), f32(ne);
+          device_buffer<__half> f16(ne);
+          device_buffer<std::int8_t> q8(ne), q8lo(ne);
+          device_buffer<float4> ds(ne / 32);
+          rmsnorm_args a;
+          a.h = dh.get();
+          a.ldh = dim;
+          if (with_delta) {
+            a.delta = dd.get();
+            a.ld_delta = dim;
+          }
+          a.weight = dw.get();
+          a.dim = dim;
+          a.n = rows;
+          a.eps = 1e-6f;
+          a.out_f32 = f32.get();
+          a.ld_f32 = dim;
+          a.out_f16 = f16.get();
+          a.ld_f16 = dim;
+          a.out_q8 = q8.get();
+          a.out_q8_lo = q8lo.get();
+          a.ld_q8 = dim;
+          a.out_ds = ds.get();
+          a.ld_ds = dim / 32;
+          rmsnorm_fused(a, nullptr);
+          return outputs{dh.download(), f32.download(), f16.download(), q8.download(), q8lo.download(), ds.download()};
+        };
+        const outputs g = run(0, n);
+        std::vector<float> hs(h0.size()), ref(h0.size());
+        for (std::size_t i = 0; i < h0.size(); ++i) hs[i] = with_delta ? h0[i] + delta[i] : h0[i];
+        cpu::rmsnorm_rows({dim, 1e-6f}, hs.data(), w.data(), ref.data(), n, dim);
+        for (std::size_t i = 0; i < h0.size(); ++i) {
+          REQUIRE(g.h[i] == hs[i]);
+          REQUIRE(std::fabs(g.f32[i] - ref[i]) <= 2.4e-7f * std::fabs(ref[i]));
+          REQUIRE(half_value(g.f16[i]) == half_round(g.f32[i]));
+          const float4 d = g.ds[i / 32];
+          REQUIRE(std::fabs(d.x * g.q8[i] - g.f32[i]) <= 0.5001f * d.x + 1e-12f);
+          // Two levels: within half a low-level step of the fp32 value.
+          REQUIRE(std::fabs(d.x * g.q8[i] + d.z * g.q8lo[i] - g.f32[i]) <= 0.5001f * d.z + 1e-6f * std::fabs(g.f32[i]) + 1e-12f);
+        }
+        if (n > 1) {
+          // The last row alone (without a residual: sliced) gives the bits it got among n rows.
+          const outputs one = run(n - 1, 1);
+          const std::size_t e0 = std::size_t{n - 1} * dim;
+          CHECK(std::memcmp(one.f32.data(), g.f32.data() + e0, dim * sizeof(float)) == 0);
+          CHECK(std::memcmp(one.q8.data(), g.q8.data() + e0, dim) == 0);
+          CHECK(std::memcmp(one.q8lo.data(), g.q8lo.data() + e0, dim) == 0);
+          CHECK(std::memcmp(one.ds.data(), g.ds.data() + e0 / 32, dim / 32 * sizeof(float4)) == 0);
+        }
       }
     }
   }
@@ -245,40 +270,44 @@ TEST_CASE("split-KV attention matches cpu::attention_head over GQA shapes and se
     device_buffer<kv_seq_desc> dseq(seqs);
     device_buffer<std::int32_t> dqs(std::vector<std::int32_t>(pos.size(), 0)), dpos(pos);
     device_buffer<float> dq(q);
-    const std::uint32_t split = c.len % 2 ? k_attn_split_decode : k_attn_split_prefill;  // both sizes
-    const std::uint32_t splits = attn_splits_for(cap, split);
-    device_buffer<float> po(pos.size() * c.n_head * splits * c.hd), out(pos.size() * qd);
-    device_buffer<float2> pml(pos.size() * c.n_head * splits);
-    attention_args a;
-    a.q = dq.get();
-    a.ldq = qd;
-    a.seqs = dseq.get();
-    a.query_seq = dqs.get();
-    a.query_pos = dpos.get();
-    a.layer = 0;
-    a.nq = static_cast<std::uint32_t>(pos.size());
-    a.n_head = c.n_head;
-    a.n_head_kv = c.n_head_kv;
-    a.head_dim = c.hd;
-    a.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
-    a.split = split;
-    a.max_splits = splits;
-    a.partial_o = po.get();
-    a.partial_ml = pml.get();
-    a.out = out.get();
-    a.ldo = qd;
-    attention(a, nullptr);
-    const auto got = out.download();
-    cpu::attention_params ap;
-    ap.n_head = c.n_head;
-    ap.n_head_kv = c.n_head_kv;
-    ap.head_dim = c.hd;
-    ap.scale = a.scale;
-    const cpu::kv_view kv{kr.data(), vr.data(), kvd};
-    std::vector<float> scratch(c.len + 1), ref(qd);
-    for (std::size_t i = 0; i < pos.size(); ++i) {
-      cpu::attention_row(ap, &q[i * qd], pos[i], kv, ref.data(), scratch.data());
-      for (std::uint32_t j = 0; j < qd; ++j) REQUIRE(std::fabs(got[i * qd + j] - ref[j]) <= 1e-4f * 4.0f + 1e-5f);
+    // The path's split (odd lengths: decode's, even: prefill's) and the shortest one, 32 (one round of
+    // the split kernel's work split).
+    for (const std::uint32_t split : {c.len % 2 ? k_attn_split_decode : k_attn_split_prefill, 32u}) {
+      INFO("split " << split);
+      const std::uint32_t splits = attn_splits_for(cap, split);
+      device_buffer<float> po(pos.size() * c.n_head * splits * c.hd), out(pos.size() * qd);
+      device_buffer<float2> pml(pos.size() * c.n_head * splits);
+      attention_args a;
+      a.q = dq.get();
+      a.ldq = qd;
+      a.seqs = dseq.get();
+      a.query_seq = dqs.get();
+      a.query_pos = dpos.get();
+      a.layer = 0;
+      a.nq = static_cast<std::uint32_t>(pos.size());
+      a.n_head = c.n_head;
+      a.n_head_kv = c.n_head_kv;
+      a.head_dim = c.hd;
+      a.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+      a.split = split;
+      a.max_splits = splits;
+      a.partial_o = po.get();
+      a.partial_ml = pml.get();
+      a.out = out.get();
+      a.ldo = qd;
+      attention(a, nullptr);
+      const auto got = out.download();
+      cpu::attention_params ap;
+      ap.n_head = c.n_head;
+      ap.n_head_kv = c.n_head_kv;
+      ap.head_dim = c.hd;
+      ap.scale = a.scale;
+      const cpu::kv_view kv{kr.data(), vr.data(), kvd};
+      std::vector<float> scratch(c.len + 1), ref(qd);
+      for (std::size_t i = 0; i < pos.size(); ++i) {
+        cpu::attention_row(ap, &q[i * qd], pos[i], kv, ref.data(), scratch.data());
+        for (std::uint32_t j = 0; j < qd; ++j) REQUIRE(std::fabs(got[i * qd + j] - ref[j]) <= 1e-4f * 4.0f + 1e-5f);
+      }
     }
   }
 }
@@ -290,8 +319,9 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
   struct cfg {
     std::uint32_t n_head, n_head_kv, hd;
   };
-  for (const cfg c : {cfg{8, 2, 32}, cfg{28, 4, 128}, cfg{64, 8, 64}}) {
-    INFO("heads " << c.n_head << "/" << c.n_head_kv << " hd " << c.hd);
+  for (const cfg c : {cfg{8, 2, 32}, cfg{28, 4, 128}, cfg{64, 8, 64}})
+  for (const std::uint32_t split : {k_attn_split_decode, 32u}) {  // the decode split and the shortest
+    INFO("heads " << c.n_head << "/" << c.n_head_kv << " hd " << c.hd << " split " << split);
     const std::uint32_t qd = c.n_head * c.hd, kvd = c.n_head_kv * c.hd, cap = 700, positions = 1024;
     std::vector<float2> table(std::size_t{positions} * c.hd / 2);
     cpu::rope_params rp;
@@ -313,7 +343,7 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
                v = random_normal(std::size_t{nq} * kvd, 34);
     device_buffer<float2> dt(table);
     device_buffer<std::int32_t> dpos(pos), dtok(std::vector<std::int32_t>{0, 1, 2});
-    const std::uint32_t splits = attn_splits_for(cap, k_attn_split_decode);
+    const std::uint32_t splits = attn_splits_for(cap, split);
 
     device_buffer<std::uint32_t> counters(std::vector<std::uint32_t>(std::size_t{nq} * c.n_head_kv, 0));
     auto run = [&](bool fused, bool fused_merge, std::vector<float>& out_host, std::vector<__half>& cache_host) {
@@ -359,7 +389,7 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
       a.n_head_kv = c.n_head_kv;
       a.head_dim = c.hd;
       a.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
-      a.split = k_attn_split_decode;
+      a.split = split;
       a.max_splits = splits;
       a.partial_o = po.get();
       a.partial_ml = pml.get();
