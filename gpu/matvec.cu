@@ -26,7 +26,14 @@ mv_tuning parse_tuning(const std::string& spec) {
     p = q + 1;
     if (tok == "legacy") t.family = 0;
     else if (tok == "staged") t.family = 1;
-    else if (tok == "s2" || tok == "s3" || tok == "s4" || tok == "s6" || tok == "s8") {
+    else if (tok == "stream") t.family = 2;
+    else if (tok == "str1" || tok == "str2") {
+      t.family = 2;
+      t.stream_rows = tok[3] - '0';
+    } else if (tok == "sts2" || tok == "sts3" || tok == "sts4" || tok == "sts6" || tok == "sts8") {
+      t.family = 2;
+      t.stream_stages = tok[3] - '0';
+    } else if (tok == "s2" || tok == "s3" || tok == "s4" || tok == "s6" || tok == "s8") {
       t.family = 1;
       t.stages = tok[1] - '0';
     } else if (tok == "s4r1" || tok == "s4r2") {
@@ -43,14 +50,14 @@ mv_tuning parse_tuning(const std::string& spec) {
     else if (tok == "nopf") t.prefetch = 0;
     else if (tok == "pdl") t.pdl = 1;
     else if (tok == "nopdl") t.pdl = 0;
-    else if (tok.rfind("legacy@", 0) == 0 || tok.rfind("staged@", 0) == 0) {
+    else if (tok.rfind("legacy@", 0) == 0 || tok.rfind("staged@", 0) == 0 || tok.rfind("stream@", 0) == 0) {
       const std::string type = tok.substr(7);
       int id = -1;
       for (const ggml_type ty : {ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k, ggml_type::q8_0, ggml_type::q4_0,
                                 ggml_type::q5_0, ggml_type::f16, ggml_type::bf16, ggml_type::f32})
         if (type == model::type_name(ty)) id = static_cast<int>(ty);
       if (id < 0 || id >= 32) throw gpu_error(gpu_error_code::invalid_argument, "matvec variant: unknown type in " + tok);
-      t.family_of[id] = tok[0] == 's' ? 1 : 0;
+      t.family_of[id] = tok.rfind("legacy@", 0) == 0 ? 0 : (tok.rfind("staged@", 0) == 0 ? 1 : 2);
     } else if (!tok.empty()) throw gpu_error(gpu_error_code::invalid_argument, "matvec variant: unknown token " + tok);
   }
   return t;
@@ -208,17 +215,19 @@ bool launch_variant(mv_params& p, bool pdl, cudaStream_t stream) {
   return false;
 }
 
-// Defaults (measured, docs/performance.md runs 9-11): the staged kernel for the K-quants up to 4
-// columns (+10-15 % at 1 column, +22 % at 4 for the Q4_K_M file; at 16 columns the legacy kernel is 20 %
-// faster) and for F16 at 2-4 columns (+14 % at 4); the legacy kernel otherwise: for Q8_0 staging lost
-// 15-30 % and for F16 at one column 20 % (its shared memory takes L1 capacity that their large
-// activation reads need). Both families give identical bits, so the choice by column count keeps
-// batch invariance. The L2 bulk prefetch cost 7-17 % for Q8_0 and F16 and gained nothing for staged: off.
+// Defaults (measured on an H100, docs/performance.md, session 3 runs 5-6, Q4_K_M / Q8_0 / F16 files):
+// - one column: the streaming kernel for the K-quants (Q4_K_M 355 tok/s vs 272 staged, 304 legacy) and
+//   for Q8_0 (286 vs 276 legacy, 189 staged); the legacy kernel for F16 (178 vs 161 streaming).
+// - 2-16 columns: the legacy kernel (4 columns, Q4_K_M: 705 vs 645 streaming, 591 staged; Q8_0 709 vs
+//   638), except F16 at 2-4 columns, staged (369 vs 334 legacy).
+// All families give identical bits, so the choice by column count keeps batch invariance. The L2
+// bulk prefetch cost 7-17 % for Q8_0 and F16 and gained nothing for staged: off.
 template <ggml_type T>
-bool default_staged(std::uint32_t ncols) {
-  if (T == ggml_type::q4_k || T == ggml_type::q5_k || T == ggml_type::q6_k) return ncols <= 4;
-  if (T == ggml_type::f16) return ncols >= 2 && ncols <= 4;
-  return false;
+int default_family(std::uint32_t ncols) {
+  constexpr bool streamed = T == ggml_type::q4_k || T == ggml_type::q5_k || T == ggml_type::q6_k || T == ggml_type::q8_0;
+  if (ncols <= 1) return streamed ? 2 : 0;
+  if (T == ggml_type::f16) return ncols <= 4 ? 1 : 0;
+  return 0;
 }
 template <ggml_type T>
 constexpr int default_prefetch() { return 0; }
@@ -230,8 +239,12 @@ void launch_type(mv_params& p, cudaStream_t stream) {
   p.prefetch = t.prefetch >= 0 ? t.prefetch : default_prefetch<T>();
   const bool pdl = t.pdl >= 0 ? t.pdl != 0 : k_default_pdl;
   const int fam = t.family_of[static_cast<int>(T)] >= 0 ? t.family_of[static_cast<int>(T)] : t.family;
-  const bool staged = fam >= 0 ? fam == 1 : default_staged<T>(p.x.ncols);
-  if (staged) {
+  int family = fam >= 0 ? fam : default_family<T>(p.x.ncols);
+  if (family == 2) {
+    if (launch_stream<T, SWIGLU>(p, pdl, stream)) return;
+    family = default_family<T>(p.x.ncols) == 1 ? 1 : 0;  // more columns than the streaming kernels take
+  }
+  if (family == 1) {
     launch_staged<T, SWIGLU>(p, pdl, stream);
     return;
   }

@@ -7,17 +7,19 @@
 // Accumulation is fp32.
 //
 // Work split: one warp owns R rows (R = 1, 2 or 4 by column count; gate and up rows both for SwiGLU);
-// lane l handles the row's "units" l, l+32, l+64, ... (a unit is one or three 16-byte weight loads plus
+// lane l handles the row's "units" l, l+32, l+64, ... (a unit is one to three 16-byte weight loads plus
 // scales), several units loaded before any is used so that enough bytes are in flight, and keeps one
 // fp32 partial per (row, column), added in unit order; a fixed xor butterfly reduces the lanes. Which
 // units a lane owns and the order of every addition never depend on R or on the number of columns, so
 // column c's result is bit-identical alone or in a batch of 16 (batch invariance).
 //
-// Two kernel families implement this split with the same addition order, so their results are
+// Three kernel families implement this split with the same addition order, so their results are
 // bit-identical: the legacy kernel (matvec.cu) loads each lane's units straight into registers; the
 // staged kernel (matvec_staged.cu) moves the weight bytes through a per-lane cp.async ring in shared
-// memory. matvec() picks one per weight type and column count (measured defaults, see
-// docs/performance.md); set_matvec_variant() overrides the choice for benchmarks and tests.
+// memory; the streaming kernel (matvec_stream.cu) keeps that ring full across rows in a persistent
+// grid (each warp walks many row groups). matvec() picks one per weight type and column count
+// (measured defaults, see docs/performance.md); set_matvec_variant() overrides the choice for
+// benchmarks and tests.
 #pragma once
 
 #include <cuda_runtime_api.h>

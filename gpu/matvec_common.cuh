@@ -90,6 +90,19 @@ __device__ __forceinline__ float warp_sum(float v) {
 __device__ __forceinline__ float silu(float g) { return __fmul_rn(g, __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-g)))); }
 
 
+// 16 bytes global → shared memory, asynchronously (L2 only: the weights are read once); completion is
+// tracked per thread by commit groups.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const auto s = static_cast<std::uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// Waits until at most N of this thread's commit groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
 __device__ __forceinline__ void pdl_wait_and_release() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;");
@@ -119,12 +132,13 @@ __device__ __forceinline__ void store_rows(const mv_seg& sg, std::uint32_t rows,
 }
 
 // Process-wide tuning switches, parsed once from WORKER_ORCD_MATVEC_VARIANT (comma-separated tokens) or
-// set by set_matvec_variant(): kernel family (legacy | staged, or legacy@TYPE / staged@TYPE for one weight
-// type, e.g. legacy@q6_k), staged pipeline depth (s2 s3 s4 s6 s8) and
+// set by set_matvec_variant(): kernel family (legacy | staged | stream, or legacy@TYPE / staged@TYPE /
+// stream@TYPE for one weight type, e.g. legacy@q6_k), stream rows / depth / header sharing at one column
+// (str1 str2, sts2 sts3 sts4 sts6 sts8), staged pipeline depth (s2 s3 s4 s6 s8) and
 // rows per warp at one column (r1 r2 with s4), legacy variants (r1u4 r1u2 r2u2 r2u4 r4u1), L2 prefetch
 // (pf | pfhead | nopf) and programmatic dependent launch (pdl | nopdl). -1: the measured per-type default.
 struct mv_tuning {
-  int family = -1;          // 0 legacy, 1 staged
+  int family = -1;          // 0 legacy, 1 staged, 2 stream
   int family_of[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                        -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};  // per ggml type: legacy@q6_k
   int stages = 0;           // staged, one column: 0 default
@@ -132,6 +146,8 @@ struct mv_tuning {
   int legacy_variant = 0;   // 1..5 as listed above, 0 default
   int prefetch = -1;        // 0 / 1 / 2 (pfhead: the first 4 KB of each warp's rows)
   int pdl = -1;             // 0 / 1
+  int stream_rows = 0;      // stream, one column: rows per warp (str1 str2), 0 default
+  int stream_stages = 0;    // stream, one column: pipeline depth (sts2 sts3 sts4 sts6 sts8), 0 default
 };
 const mv_tuning& tuning();
 
@@ -144,5 +160,10 @@ void launch_kernel(K kernel, std::uint32_t blocks, std::uint32_t threads, bool p
 // The staged (cp.async) kernel family for type T (matvec_staged.cu).
 template <ggml_type T, bool SWIGLU>
 void launch_staged(mv_params& p, bool pdl, cudaStream_t stream);
+
+// The streaming (persistent, cp.async across rows) kernel family for type T (matvec_stream.cu), for
+// 1..4 columns; false when it does not handle this column count (the caller falls back).
+template <ggml_type T, bool SWIGLU>
+bool launch_stream(mv_params& p, bool pdl, cudaStream_t stream);
 
 }  // namespace worker::gpu::mvk

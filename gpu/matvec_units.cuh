@@ -1,5 +1,5 @@
-// The per-type "units" of the decode matvec (internal to matvec.cu). A unit is the piece of one weight
-// row a thread handles per step: one or three 16-byte loads of quantized bits plus its scales. For each
+// The per-type "units" of the decode matvec (internal to the matvec*.cu kernels). A unit is the piece of one weight
+// row a thread handles per step: one to three 16-byte loads of quantized bits plus its scales. For each
 // type: count(cols) units per row; load_w() decodes a unit into registers once, load_x() fetches the
 // matching activation bytes of one column, dot() returns the unit's fp32 contribution. Every float
 // operation is an explicit _rn intrinsic so the compiler cannot contract it differently between
@@ -24,19 +24,20 @@ using blocks::ld16;
 
 __device__ __forceinline__ int dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
 
-// Byte k (0..11) of the 12 K-quant scale bytes held in words y, z, w of the block header.
-__device__ __forceinline__ int scale_byte(const uint4& hd, int k) {
-  const std::uint32_t word = k < 4 ? hd.y : (k < 8 ? hd.z : hd.w);
-  return static_cast<int>((word >> (8 * (k & 3))) & 0xFF);
-}
-__device__ __forceinline__ void k4_sc_m(const uint4& hd, int j, int& sc, int& m) {
-  if (j < 4) {
-    sc = scale_byte(hd, j) & 63;
-    m = scale_byte(hd, j + 4) & 63;
-  } else {
-    sc = (scale_byte(hd, j + 4) & 0xF) | ((scale_byte(hd, j - 4) >> 6) << 4);
-    m = (scale_byte(hd, j + 4) >> 4) | ((scale_byte(hd, j) >> 6) << 4);
-  }
+// 6-bit scales and mins of sub-blocks 2c and 2c+1 (c = 0..3) of a Q4_K/Q5_K super-block whose header
+// (d, dmin, 12 scale bytes s) is hd. The layout (model-facts.md): for j < 4 sc = s[j] & 63,
+// m = s[j+4] & 63; for j ≥ 4 sc = (s[j+4] & 15) | (s[j-4] >> 6) << 4, m = (s[j+4] >> 4) | (s[j] >> 6) << 4.
+// Done four bytes at a time on the words (no per-lane branch on j: lanes of a warp hold different c),
+// then the two bytes of this pair picked out; the integers are exactly those of the byte formulas.
+__device__ __forceinline__ void k4_sc_m_pair(const uint4& hd, std::uint32_t c, int& sc0, int& m0, int& sc1, int& m1) {
+  const std::uint32_t w0 = hd.y, w1 = hd.z, w2 = hd.w;  // scale bytes 0..3, 4..7, 8..11
+  const std::uint32_t sc = c < 2 ? (w0 & 0x3F3F3F3Fu) : ((w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u));
+  const std::uint32_t mn = c < 2 ? (w1 & 0x3F3F3F3Fu) : (((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u));
+  const std::uint32_t shift = 16 * (c & 1);  // sub-blocks 2c, 2c+1 are bytes 2(c&1), 2(c&1)+1 of the word
+  sc0 = static_cast<int>((sc >> shift) & 0xFF);
+  sc1 = static_cast<int>((sc >> (shift + 8)) & 0xFF);
+  m0 = static_cast<int>((mn >> shift) & 0xFF);
+  m1 = static_cast<int>((mn >> (shift + 8)) & 0xFF);
 }
 __device__ __forceinline__ int word(const uint4& v, int i) { return static_cast<int>(i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w); }
 
@@ -66,66 +67,87 @@ __device__ __forceinline__ float dot16(const int w[4], const x16& x, float dh, f
 template <ggml_type T>
 struct unit;
 
-// Q4_K: unit = 16 qs bytes of super-block b, chunk c (0..3), half h: 16 elements of sub-block 2c (low
-// nibbles) and 16 of sub-block 2c+1 (high nibbles). 8 units per 256 elements.
+// Σ w·x over 32 bytes (two x16) as d_hi·Σw·q_hi + d_lo·Σw·q_lo (integer sums exact).
+__device__ __forceinline__ float dot32(const int w[8], const x16 (&x)[2], float dh, float dl) {
+  int ih = 0, il = 0;
+  for (int i = 0; i < 4; ++i) {
+    ih = dp4a(w[i], x[0].h[i], ih);
+    il = dp4a(w[i], x[0].l[i], il);
+  }
+  for (int i = 0; i < 4; ++i) {
+    ih = dp4a(w[4 + i], x[1].h[i], ih);
+    il = dp4a(w[4 + i], x[1].l[i], il);
+  }
+  return __fmaf_rn(dh, static_cast<float>(ih), __fmul_rn(dl, static_cast<float>(il)));
+}
+
+// Q4_K: unit = the 32 qs bytes of super-block b, chunk c (0..3): all 32 elements of sub-block 2c (low
+// nibbles) and of 2c+1 (high nibbles). 4 units per 256 elements: the header (d, dmin, 6-bit scales) is
+// decoded once per 64 weights (ncu, run 12: with 32-element units that decode was a large part of the
+// instructions per weight byte).
 template <>
 struct unit<ggml_type::q4_k> {
   static constexpr bool q8 = true;
-  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 8; }
-  struct w_t { int lo[4], hi[4]; float dsc_lo, dsc_hi, dm_lo, dm_hi; };
-  struct x_t { x16 a, b; float4 ds_a, ds_b; };  // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles)
-  static constexpr int pieces = 2;  // header (d, dmin, scales), 16 qs bytes
+  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 4; }
+  struct w_t { int lo[8], hi[8]; float dsc_lo, dsc_hi, dm_lo, dm_hi; };
+  struct x_t { x16 a[2], b[2]; float4 ds_a, ds_b; };  // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles)
+  static constexpr int pieces = 3;  // header (d, dmin, scales), qs bytes 0..15 and 16..31 of the chunk
   struct small_t {};
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
-    const std::uint32_t b = u >> 3, c = (u >> 1) & 3, h = u & 1;
+    const std::uint32_t b = u >> 2, c = u & 3;
     const std::uint8_t* blk = reinterpret_cast<const std::uint8_t*>(w.qs) +
                               (static_cast<std::size_t>(row) * (w.cols / 256) + b) * 144;
     p[0] = blk;
-    p[1] = blk + 16 + 32 * c + 16 * h;
+    p[1] = blk + 16 + 32 * c;
+    p[2] = blk + 32 + 32 * c;
   }
   __device__ static small_t small(const device_matrix&, std::uint32_t, std::uint32_t) { return {}; }
   __device__ static void decode(const uint4 pc[pieces], small_t, std::uint32_t u, w_t& o) {
-    const std::uint32_t c = (u >> 1) & 3, h = u & 1;
+    const std::uint32_t c = u & 3;
     const uint4 hd = pc[0];
-    const uint4 q = pc[1];
     for (int i = 0; i < 4; ++i) {
-      o.lo[i] = word(q, i) & 0x0F0F0F0F;
-      o.hi[i] = (word(q, i) >> 4) & 0x0F0F0F0F;
+      o.lo[i] = word(pc[1], i) & 0x0F0F0F0F;
+      o.hi[i] = (word(pc[1], i) >> 4) & 0x0F0F0F0F;
+      o.lo[4 + i] = word(pc[2], i) & 0x0F0F0F0F;
+      o.hi[4 + i] = (word(pc[2], i) >> 4) & 0x0F0F0F0F;
     }
     const float d = half_bits_to_float(static_cast<std::uint16_t>(hd.x & 0xFFFF));
     const float dmin = half_bits_to_float(static_cast<std::uint16_t>(hd.x >> 16));
     int sc0, m0, sc1, m1;
-    k4_sc_m(hd, 2 * c, sc0, m0);
-    k4_sc_m(hd, 2 * c + 1, sc1, m1);
+    k4_sc_m_pair(hd, c, sc0, m0, sc1, m1);
     o.dsc_lo = __fmul_rn(d, static_cast<float>(sc0));
     o.dsc_hi = __fmul_rn(d, static_cast<float>(sc1));
-    // The min term covers a whole 32-element sub-block: only the h = 0 unit adds it.
-    o.dm_lo = h == 0 ? __fmul_rn(dmin, static_cast<float>(m0)) : 0.0f;
-    o.dm_hi = h == 0 ? __fmul_rn(dmin, static_cast<float>(m1)) : 0.0f;
+    o.dm_lo = __fmul_rn(dmin, static_cast<float>(m0));
+    o.dm_hi = __fmul_rn(dmin, static_cast<float>(m1));
   }
   __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
-    const std::uint32_t b = u >> 3, c = (u >> 1) & 3, h = u & 1;
+    const std::uint32_t b = u >> 2, c = u & 3;
     const std::uint32_t qb = b * 8 + 2 * c;
     const std::size_t base = xq_off(x, col);
-    load_x16(x, base + qb * 32 + 16 * h, o.a);
-    load_x16(x, base + (qb + 1) * 32 + 16 * h, o.b);
+    load_x16(x, base + qb * 32, o.a[0]);
+    load_x16(x, base + qb * 32 + 16, o.a[1]);
+    load_x16(x, base + (qb + 1) * 32, o.b[0]);
+    load_x16(x, base + (qb + 1) * 32 + 16, o.b[1]);
     o.ds_a = xds(x, col, qb);
     o.ds_b = xds(x, col, qb + 1);
   }
+  // Σ over sub-block j of (d·sc_j·q − dmin·m_j)·x = d·sc_j·Σq·x − dmin·m_j·Σx (Σx = s_hi + s_lo).
   __device__ static float dot(const w_t& w, const x_t& x) {
-    const float s = __fmaf_rn(w.dsc_lo, dot16(w.lo, x.a, x.ds_a.x, x.ds_a.z), __fmul_rn(w.dsc_hi, dot16(w.hi, x.b, x.ds_b.x, x.ds_b.z)));
+    const float s = __fmaf_rn(w.dsc_lo, dot32(w.lo, x.a, x.ds_a.x, x.ds_a.z), __fmul_rn(w.dsc_hi, dot32(w.hi, x.b, x.ds_b.x, x.ds_b.z)));
     const float m = __fmaf_rn(w.dm_lo, __fadd_rn(x.ds_a.y, x.ds_a.w), __fmul_rn(w.dm_hi, __fadd_rn(x.ds_b.y, x.ds_b.w)));
     return __fsub_rn(s, m);
   }
 };
 
-// Q5_K: Q4_K plus a fifth bit per element from qh[32] (bit j of qh[l] for sub-block j).
+// Q5_K: the Q4_K layout plus a fifth bit per element from qh[32] (bit j of qh[l] for sub-block j).
+// unit = 16 qs bytes of super-block b, chunk c (0..3), half h: 16 elements of sub-block 2c (low
+// nibbles) and 16 of sub-block 2c+1 (high nibbles). 8 units per 256 elements.
 template <>
 struct unit<ggml_type::q5_k> {
   static constexpr bool q8 = true;
   __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 8; }
-  using w_t = unit<ggml_type::q4_k>::w_t;
-  using x_t = unit<ggml_type::q4_k>::x_t;
+  struct w_t { int lo[4], hi[4]; float dsc_lo, dsc_hi, dm_lo, dm_hi; };
+  struct x_t { x16 a, b; float4 ds_a, ds_b; };  // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles)
   static constexpr int pieces = 3;  // header, 16 qh bytes, 16 qs bytes
   struct small_t {};
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
@@ -150,17 +172,27 @@ struct unit<ggml_type::q5_k> {
     const float d = half_bits_to_float(static_cast<std::uint16_t>(hd.x & 0xFFFF));
     const float dmin = half_bits_to_float(static_cast<std::uint16_t>(hd.x >> 16));
     int sc0, m0, sc1, m1;
-    k4_sc_m(hd, 2 * c, sc0, m0);
-    k4_sc_m(hd, 2 * c + 1, sc1, m1);
+    k4_sc_m_pair(hd, c, sc0, m0, sc1, m1);
     o.dsc_lo = __fmul_rn(d, static_cast<float>(sc0));
     o.dsc_hi = __fmul_rn(d, static_cast<float>(sc1));
     o.dm_lo = h == 0 ? __fmul_rn(dmin, static_cast<float>(m0)) : 0.0f;
     o.dm_hi = h == 0 ? __fmul_rn(dmin, static_cast<float>(m1)) : 0.0f;
   }
   __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
-    unit<ggml_type::q4_k>::load_x(x, col, u, o);
+    const std::uint32_t b = u >> 3, c = (u >> 1) & 3, h = u & 1;
+    const std::uint32_t qb = b * 8 + 2 * c;
+    const std::size_t base = xq_off(x, col);
+    load_x16(x, base + qb * 32 + 16 * h, o.a);
+    load_x16(x, base + (qb + 1) * 32 + 16 * h, o.b);
+    o.ds_a = xds(x, col, qb);
+    o.ds_b = xds(x, col, qb + 1);
   }
-  __device__ static float dot(const w_t& w, const x_t& x) { return unit<ggml_type::q4_k>::dot(w, x); }
+  // As Q4_K's, over 16 elements of each sub-block; the min term (a whole sub-block's) comes with h = 0.
+  __device__ static float dot(const w_t& w, const x_t& x) {
+    const float s = __fmaf_rn(w.dsc_lo, dot16(w.lo, x.a, x.ds_a.x, x.ds_a.z), __fmul_rn(w.dsc_hi, dot16(w.hi, x.b, x.ds_b.x, x.ds_b.z)));
+    const float m = __fmaf_rn(w.dm_lo, __fadd_rn(x.ds_a.y, x.ds_a.w), __fmul_rn(w.dm_hi, __fadd_rn(x.ds_b.y, x.ds_b.w)));
+    return __fsub_rn(s, m);
+  }
 };
 
 // Q6_K (split layout): unit = half n (0/1) of super-block b, 16-element slice h: three 16-byte loads

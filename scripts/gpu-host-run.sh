@@ -14,6 +14,8 @@
 # adapters/cuda_engine_passes.cpp); a table of decode tokens/s per variant ends the summary.
 # --full-test runs gpu_engine_full_test (CPU vs CUDA engine on the generated 7B files) after the bench;
 # --profile times every kernel of one decode step of the Q4_K_M model with ncu (one replay per kernel).
+# --ncu-detail: ncu's throughput, occupancy, warp-state and memory sections for the matvec launches of one
+# decode layer (Q4_K_M, batch 1), in ncu-detail.txt.
 # The tokenizer tarball holds the Qwen tokenizer.json + tokenizer_config.json (git-ignored npm files).
 set -uo pipefail
 
@@ -28,6 +30,7 @@ test_re='.'
 models="q4_k_m q8_0 f16"
 full_test=0
 profile=0
+ncu_detail=0
 variants=default
 bench_batch=1,4,16
 gen_tokens=128
@@ -41,6 +44,7 @@ while [[ $# -gt 0 ]]; do
     --bench-models) models=$2; shift 2 ;;
     --full-test) full_test=1; shift ;;
     --profile) profile=1; shift ;;
+    --ncu-detail) ncu_detail=1; shift ;;
     --bench-variants) variants=$2; shift 2 ;;
     --bench-batch) bench_batch=$2; shift 2 ;;
     --gen-tokens) gen_tokens=$2; shift 2 ;;
@@ -162,6 +166,19 @@ PY
   else
     say "nsys: not on this host"
   fi
+fi
+
+if [[ $ncu_detail -eq 1 && -f /tmp/qwen2.5-7b-q4_k_m.gguf ]] && command -v ncu >/dev/null; then
+  say "== ncu detail: the matvec launches of one decode layer (Q4_K_M, batch 1)"
+  # Prefill of 16 tokens runs GEMMs, not matvecs; the first matvecs are the prefill's last-row output
+  # projection and then decode step 1: skip into the middle of step 1 (layer 10 or so).
+  ncu --clock-control none --cache-control none --kernel-name regex:matvec --launch-skip 40 --launch-count 5 \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
+    --section LaunchStats --section SchedulerStats \
+    "$bundle/bin/worker-orcd" bench --model /tmp/qwen2.5-7b-q4_k_m.gguf --device cuda:0 --prompt-tokens 16 \
+    --gen-tokens 2 --batch 1 --no-graphs >"$out/ncu-detail.txt" 2>>"$out/bench.log"
+  grep -E "matvec_|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Issued Warp|No Eligible|Active Warps Per|Eligible Warps|Warp Cycles Per Issued|L1/TEX Hit|Block Limit" \
+    "$out/ncu-detail.txt" | cut -c1-150 | tee -a "$summary"
 fi
 
 if [[ $full_test -eq 1 && -x $bundle/bin/gpu_engine_full_test ]]; then
