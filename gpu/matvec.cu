@@ -121,10 +121,7 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const mv_params p) {
   const std::uint32_t ncols = p.x.ncols;
 
   float acc[RR][NC];
-#pragma unroll
-  for (int r = 0; r < RR; ++r)
-#pragma unroll
-    for (int c = 0; c < NC; ++c) acc[r][c] = 0.0f;
+  clear(acc);
 
   for (std::uint32_t u0 = lane; u0 < nunits; u0 += 32 * UF) {
     typename U::w_t wr[UF][RR];
@@ -142,24 +139,11 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const mv_params p) {
 #pragma unroll
     for (int j = 0; j < UF; ++j) {
       const std::uint32_t u = u0 + 32 * j;
-      if (u < nunits) {
-#pragma unroll
-        for (int c = 0; c < NC; ++c) {
-          if (c < static_cast<int>(ncols)) {
-            typename U::x_t xv;
-            U::load_x(p.x, static_cast<std::uint32_t>(c), u, xv);
-#pragma unroll
-            for (int r = 0; r < RR; ++r) acc[r][c] = __fadd_rn(acc[r][c], U::dot(wr[j][r], xv));
-          }
-        }
-      }
+      if (u < nunits) mv::add_unit<T>(wr[j], p.x, u, ncols, acc);
     }
   }
 
-#pragma unroll
-  for (int r = 0; r < RR; ++r)
-#pragma unroll
-    for (int c = 0; c < NC; ++c) acc[r][c] = warp_sum(acc[r][c]);
+  sum_lanes(acc);
 
   store_rows<R, NC, SWIGLU, RR>(sg, w0.rows, row0, ncols, lane, acc);
 }

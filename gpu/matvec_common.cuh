@@ -86,6 +86,22 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// The per-(row, column) fp32 partials of a warp: cleared, and summed over the lanes (fixed butterfly).
+template <int RR, int NC>
+__device__ __forceinline__ void clear(float (&acc)[RR][NC]) {
+#pragma unroll
+  for (int r = 0; r < RR; ++r)
+#pragma unroll
+    for (int c = 0; c < NC; ++c) acc[r][c] = 0.0f;
+}
+template <int RR, int NC>
+__device__ __forceinline__ void sum_lanes(float (&acc)[RR][NC]) {
+#pragma unroll
+  for (int r = 0; r < RR; ++r)
+#pragma unroll
+    for (int c = 0; c < NC; ++c) acc[r][c] = warp_sum(acc[r][c]);
+}
+
 // silu(g) = g·σ(g), rounded like the CPU reference (cpu/ffn.cpp): g · (1 / (1 + e^-g)).
 __device__ __forceinline__ float silu(float g) { return __fmul_rn(g, __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-g)))); }
 

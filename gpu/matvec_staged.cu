@@ -81,10 +81,7 @@ __global__ void __launch_bounds__(staged_cfg<T, SWIGLU, R, S>::warps * 32) matve
   const std::uint32_t ncols = p.x.ncols;
 
   float acc[RR][NC];
-#pragma unroll
-  for (int r = 0; r < RR; ++r)
-#pragma unroll
-    for (int c = 0; c < NC; ++c) acc[r][c] = 0.0f;
+  clear(acc);
 
   for (std::uint32_t k0 = 0; k0 < nk; k0 += S) {
 #pragma unroll
@@ -102,23 +99,12 @@ __global__ void __launch_bounds__(staged_cfg<T, SWIGLU, R, S>::warps * 32) matve
           for (int i = 0; i < NP; ++i) pc[i] = ring[warp][j][r][i][lane];
           U::decode(pc, sm[j][r], u, wr[r]);
         }
-#pragma unroll
-        for (int c = 0; c < NC; ++c) {
-          if (c < static_cast<int>(ncols)) {
-            typename U::x_t xv;
-            U::load_x(p.x, static_cast<std::uint32_t>(c), u, xv);
-#pragma unroll
-            for (int r = 0; r < RR; ++r) acc[r][c] = __fadd_rn(acc[r][c], U::dot(wr[r], xv));
-          }
-        }
+        mv::add_unit<T>(wr, p.x, u, ncols, acc);
       }
     }
   }
 
-#pragma unroll
-  for (int r = 0; r < RR; ++r)
-#pragma unroll
-    for (int c = 0; c < NC; ++c) acc[r][c] = warp_sum(acc[r][c]);
+  sum_lanes(acc);
   store_rows<R, NC, SWIGLU, RR>(sg, w0.rows, row0, ncols, lane, acc);
 }
 

@@ -135,10 +135,7 @@ __global__ void __launch_bounds__(stream_cfg<T, SWIGLU, R, S>::warps * 32)
   const std::uint32_t ncols = p.x.ncols;
 
   float acc[RR][NC];
-#pragma unroll
-  for (int r = 0; r < RR; ++r)
-#pragma unroll
-    for (int c = 0; c < NC; ++c) acc[r][c] = 0.0f;
+  clear(acc);
 
   std::uint32_t ci = 0, ck = 0;  // the step being consumed
   const std::uint32_t steps = ngroups * kmax;
@@ -172,30 +169,16 @@ __global__ void __launch_bounds__(stream_cfg<T, SWIGLU, R, S>::warps * 32)
             typename U::w_t wr[RR];
 #pragma unroll
             for (int r = 0; r < RR; ++r) decode_row(r, wr[r]);
-#pragma unroll
-            for (int c = 0; c < NC; ++c) {
-              if (c < static_cast<int>(ncols)) {
-                typename U::x_t xv;
-                U::load_x(p.x, static_cast<std::uint32_t>(c), u, xv);
-#pragma unroll
-                for (int r = 0; r < RR; ++r) acc[r][c] = __fadd_rn(acc[r][c], U::dot(wr[r], xv));
-              }
-            }
+            mv::add_unit<T>(wr, p.x, u, ncols, acc);
           }
         }
         if (++ck == kmax) {  // the group is complete: reduce, store, start the next one
           const std::uint32_t g = gw + nw * ci;
           const int s = nseg > 1 ? segment_of(p, g) : 0;
           const mv_seg& sg = s == 0 ? p.seg[0] : (s == 1 ? p.seg[1] : p.seg[2]);
-#pragma unroll
-          for (int r = 0; r < RR; ++r)
-#pragma unroll
-            for (int c = 0; c < NC; ++c) acc[r][c] = warp_sum(acc[r][c]);
+          sum_lanes(acc);
           store_rows<R, NC, SWIGLU, RR>(sg, sg.w.rows, (g - sg.block_begin) * R, ncols, lane, acc);
-#pragma unroll
-          for (int r = 0; r < RR; ++r)
-#pragma unroll
-            for (int c = 0; c < NC; ++c) acc[r][c] = 0.0f;
+          clear(acc);
           ck = 0;
           ++ci;
         }

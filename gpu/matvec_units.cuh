@@ -440,6 +440,22 @@ template <> struct unit<ggml_type::f16> : float_unit<ggml_type::f16> {};
 template <> struct unit<ggml_type::bf16> : float_unit<ggml_type::bf16> {};
 template <> struct unit<ggml_type::f32> : float_unit<ggml_type::f32> {};
 
+// acc[r][c] += the unit's contribution of row r against column c, for every column c < ncols: one
+// activation load per column serves all RR rows. Every kernel family adds in this order.
+template <ggml_type T, int RR, int NC>
+__device__ __forceinline__ void add_unit(const typename unit<T>::w_t (&wr)[RR], const matvec_x& x, std::uint32_t u,
+                                         std::uint32_t ncols, float (&acc)[RR][NC]) {
+#pragma unroll
+  for (int c = 0; c < NC; ++c) {
+    if (c < static_cast<int>(ncols)) {
+      typename unit<T>::x_t xv;
+      unit<T>::load_x(x, static_cast<std::uint32_t>(c), u, xv);
+#pragma unroll
+      for (int r = 0; r < RR; ++r) acc[r][c] = __fadd_rn(acc[r][c], unit<T>::dot(wr[r], xv));
+    }
+  }
+}
+
 // The unit read straight from global memory into registers.
 template <ggml_type T>
 __device__ __forceinline__ void load_w(const device_matrix& w, std::uint32_t row, std::uint32_t u, typename unit<T>::w_t& o) {

@@ -3,7 +3,11 @@
 // under /tmp); without it the test is skipped (exit 77) — it needs the files, not only a GPU.
 // Checks, per file: teacher-forced next-token distributions over a 32-token prompt (top-1 identical
 // where the CPU's top-2 margin > 0.02; max |Δ log p| over the CPU's top 20 < 0.06, as for the tiny
-// models) and the greedy continuation of WORKER_ORCD_FULL_GREEDY tokens (default 64) identical.
+// models) and the greedy continuation of WORKER_ORCD_FULL_GREEDY tokens (default 64) identical up to
+// the first step where the CPU engine's own top-2 margin is below that same 0.02: a near-tie that the
+// stated tolerance cannot decide (seen once, H100 2026-11-27 23:12 UTC: Q4_K_M diverged at token 62,
+// CPU margin 0.0049, with max |Δ log p| 0.028). A divergence at any decisive step fails, and the
+// warning reports where the continuations part and the margin there.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -108,6 +112,6 @@ TEST_CASE("full-size qwen2.5-7b: CUDA engine matches the CPU engine (teacher-for
                                                   std::to_string(margins[first_diff]) + ")"));
     CHECK(mismatch == 0);
     CHECK(max_dlogp < 0.06);
-    CHECK(first_diff == want.size());
+    if (first_diff < want.size()) CHECK(margins[first_diff] < 0.02);
   }
 }
