@@ -1,5 +1,6 @@
-// Internal to the decode matvec (matvec.cu, matvec_staged.cu): launch parameters, tuning switches and
-// the device helpers both kernel families share (row prefetch, lane reduction, the output epilogue).
+// Internal to the decode matvec (matvec.cu, matvec_staged.cu, matvec_stream.cu): launch parameters,
+// tuning switches and the device helpers the kernel families share (row prefetch, cp.async, lane
+// reduction, the output epilogue).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -35,7 +36,8 @@ struct mv_params {
 // the warp's R rows. Without that, L1 load wavefronts for the activations, not DRAM, limit the kernel
 // (measured: ~1.2 TB/s with R = 1 on an H200). Q6_K's decoded unit is large, so it stops at 2.
 // Single column: measured on an H200 (bench, Q4_K_M / Q8_0 / F16 files, variants r1u2 … r4u1): K-quants
-// are best at R = 2 with 2 units in flight, the 32-element and float formats at R = 1 with 2.
+// are best at R = 2 with 2 units in flight, the 32-element and float formats at R = 1 with 2. (The
+// legacy and staged kernels; the streaming kernel's one-column choice is in matvec_stream.cu.)
 template <ggml_type T, int NC>
 constexpr int rows_per_warp() {
   constexpr bool kq = T == ggml_type::q4_k || T == ggml_type::q5_k || T == ggml_type::q6_k;
