@@ -14,31 +14,13 @@
 
 namespace worker::test {
 
-class device_sampling_engine final : public adapters::cuda_engine {
+class device_sampling_engine final : public decorated_engine<adapters::cuda_engine> {
  public:
-  explicit device_sampling_engine(std::unique_ptr<adapters::engine> inner) : inner_(std::move(inner)) {}
+  using decorated_engine::decorated_engine;
 
-  // The next sequence opened succeeds, but every decode_sample that includes it fails with vram_oom.
-  void poison_next_open() { poisoned_.poison_next_open(); }
+  // (poison_next_open: every decode_sample that includes the next sequence opened fails with vram_oom.)
   std::uint64_t sampled_items() const { return sampled_items_; }
   std::uint64_t forward_items() const { return forward_items_; }
-
-  const adapters::model_summary& summary() const override { return inner_->summary(); }
-
-  adapters::sequence_handle open_sequence(std::uint32_t max_positions) override {
-    auto h = inner_->open_sequence(max_positions);
-    poisoned_.opened(h);
-    return h;
-  }
-
-  void close_sequence(adapters::sequence_handle sequence) noexcept override {
-    poisoned_.closed(sequence);
-    inner_->close_sequence(sequence);
-  }
-
-  std::uint32_t sequence_length(adapters::sequence_handle sequence) const override {
-    return inner_->sequence_length(sequence);
-  }
 
   std::vector<adapters::forward_output> forward(std::span<const adapters::forward_item> items) override {
     forward_items_ += items.size();
@@ -71,11 +53,9 @@ class device_sampling_engine final : public adapters::cuda_engine {
   std::uint64_t decode_bytes_per_step(std::span<const adapters::sequence_handle>) const override { return 0; }
 
  private:
-  std::unique_ptr<adapters::engine> inner_;
   adapters::cuda_load_report report_;
   std::atomic<std::uint64_t> sampled_items_{0};
   std::atomic<std::uint64_t> forward_items_{0};
-  poisoned_slots poisoned_;
 };
 
 }  // namespace worker::test

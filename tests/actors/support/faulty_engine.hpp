@@ -39,25 +39,21 @@ class poisoned_slots {
   std::set<std::uint32_t> slots_;
 };
 
-class faulty_engine final : public adapters::engine {
+// The part every test decorator shares: it wraps a real engine, forwards the sequence bookkeeping to it
+// and tracks poisoned sequences. Base is adapters::engine or adapters::cuda_engine (the decorators
+// present the CPU engine as either). before_open() runs first in open_sequence (an injection point).
+template <typename Base>
+class decorated_engine : public Base {
  public:
-  explicit faulty_engine(std::unique_ptr<adapters::engine> inner) : inner_(std::move(inner)) {}
+  explicit decorated_engine(std::unique_ptr<adapters::engine> inner) : inner_(std::move(inner)) {}
 
-  // The next `n` open_sequence calls fail with vram_oom.
-  void fail_next_opens(int n) { fail_opens_ = n; }
-  // The next sequence opened succeeds, but every forward that includes it fails with vram_oom.
+  // The next sequence opened succeeds, but the decorator's failing calls fail for it (vram_oom).
   void poison_next_open() { poisoned_.poison_next_open(); }
-  int injected_failures() const { return injected_; }
 
   const adapters::model_summary& summary() const override { return inner_->summary(); }
 
   adapters::sequence_handle open_sequence(std::uint32_t max_positions) override {
-    if (fail_opens_.load() > 0) {
-      --fail_opens_;
-      ++injected_;
-      throw adapters::engine_error(adapters::engine_error_code::vram_oom,
-                                   "injected: KV cache allocation failed");
-    }
+    before_open();
     auto h = inner_->open_sequence(max_positions);
     poisoned_.opened(h);
     return h;
@@ -72,6 +68,22 @@ class faulty_engine final : public adapters::engine {
     return inner_->sequence_length(sequence);
   }
 
+ protected:
+  virtual void before_open() {}
+
+  std::unique_ptr<adapters::engine> inner_;
+  poisoned_slots poisoned_;
+};
+
+class faulty_engine final : public decorated_engine<adapters::engine> {
+ public:
+  using decorated_engine::decorated_engine;
+
+  // The next `n` open_sequence calls fail with vram_oom.
+  void fail_next_opens(int n) { fail_opens_ = n; }
+  // (poison_next_open: every forward that includes the next sequence opened fails with vram_oom.)
+  int injected_failures() const { return injected_; }
+
   std::vector<adapters::forward_output> forward(std::span<const adapters::forward_item> items) override {
     for (const auto& item : items) {
       if (poisoned_.contains(item.sequence)) {
@@ -83,10 +95,16 @@ class faulty_engine final : public adapters::engine {
   }
 
  private:
-  std::unique_ptr<adapters::engine> inner_;
+  void before_open() override {
+    if (fail_opens_.load() > 0) {
+      --fail_opens_;
+      ++injected_;
+      throw adapters::engine_error(adapters::engine_error_code::vram_oom, "injected: KV cache allocation failed");
+    }
+  }
+
   std::atomic<int> fail_opens_{0};
   std::atomic<int> injected_{0};
-  poisoned_slots poisoned_;
 };
 
 }  // namespace worker::test
