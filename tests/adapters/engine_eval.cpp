@@ -129,6 +129,21 @@ struct teacher_stats {
   double worst_route_gap = 0.0;  // smallest router gap at the worst position (MoE only)
   std::vector<double> per_position;  // max delta per position
   std::vector<std::array<double, 3>> rows;  // per position: max delta, smallest router gap, llama.cpp margin
+
+  // Folds one prompt's counts and maxima into a running summary (windows, or all teacher-forced prompts).
+  void add(const teacher_stats& s) {
+    positions += s.positions;
+    decisive += s.decisive;
+    top1_mismatch_decisive += s.top1_mismatch_decisive;
+    top1_mismatch_near_tie += s.top1_mismatch_near_tie;
+    route_ties += s.route_ties;
+    max_delta = std::max(max_delta, s.max_delta);
+    max_rounding_effect = std::max(max_rounding_effect, s.max_rounding_effect);
+    exact += s.exact;
+    emulated_max_delta = std::max(emulated_max_delta, s.emulated_max_delta);
+    emulated_per_position.insert(emulated_per_position.end(), s.emulated_per_position.begin(),
+                                 s.emulated_per_position.end());
+  }
 };
 
 }  // namespace
@@ -304,17 +319,7 @@ int main(int argc, char** argv) try {
     ok = ok && pass;
     if (is_window) {
       ++n_windows;
-      windows.positions += s.positions;
-      windows.decisive += s.decisive;
-      windows.top1_mismatch_decisive += s.top1_mismatch_decisive;
-      windows.top1_mismatch_near_tie += s.top1_mismatch_near_tie;
-      windows.route_ties += s.route_ties;
-      windows.max_delta = std::max(windows.max_delta, s.max_delta);
-      windows.max_rounding_effect = std::max(windows.max_rounding_effect, s.max_rounding_effect);
-      windows.exact += s.exact;
-      windows.emulated_max_delta = std::max(windows.emulated_max_delta, s.emulated_max_delta);
-      windows.emulated_per_position.insert(windows.emulated_per_position.end(), s.emulated_per_position.begin(),
-                                           s.emulated_per_position.end());
+      windows.add(s);
       continue;
     }
     std::printf("  teacher %-10s %4zu positions, %4zu decisive, top-1 mismatches: %zu decisive / %zu near-tie; "
@@ -350,15 +355,7 @@ int main(int argc, char** argv) try {
     if (!o.write_reference.empty()) {
       report["own_reference"]["prompts"].push_back({{"name", p.at("name")}, {"tokens", tokens}, {"top", our_top}});
     }
-    total.positions += s.positions;
-    total.decisive += s.decisive;
-    total.top1_mismatch_decisive += s.top1_mismatch_decisive;
-    total.top1_mismatch_near_tie += s.top1_mismatch_near_tie;
-    total.max_delta = std::max(total.max_delta, s.max_delta);
-    total.max_rounding_effect = std::max(total.max_rounding_effect, s.max_rounding_effect);
-    total.exact += s.exact;
-    total.route_ties += s.route_ties;
-    total.emulated_max_delta = std::max(total.emulated_max_delta, s.emulated_max_delta);
+    total.add(s);
   }
 
   if (o.emulated_exact > 0.0 && n_windows == 0) throw std::runtime_error("--emulated-exact needs windows in the reference");
