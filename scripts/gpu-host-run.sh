@@ -7,10 +7,11 @@
 # usage: scripts/gpu-host-run.sh BUNDLE(.tar.xz or dir) OUT_DIR [--tokenizer-tar FILE.tar.xz] [--skip-tests]
 #        [--skip-sanitizer] [--skip-bench] [--tests REGEX] [--bench-models "q4_k_m q8_0 f16"] [--full-test]
 #        [--profile] [--bench-variants "default staged,s6 legacy,pf,fuse-rope ..."] [--bench-batch 1,4,16]
-#        [--gen-tokens N]
+#        [--gen-tokens N] [--ncu-detail]
 # --bench-variants benchmarks each model once per variant (comma-separated tokens): matvec tuning tokens
 # (gpu/matvec.cuh set_matvec_variant, passed as bench --matvec-variant), "default" for none, and
-# fuse-rope / fuse-merge / fuse-pdl for the fused decode launches (WORKER_ORCD_DECODE_FUSE,
+# fuse-rope / fuse-merge / fuse-pdl for the fused decode launches and fuse-split32 for 32-key decode
+# attention splits (WORKER_ORCD_DECODE_FUSE,
 # adapters/cuda_engine_passes.cpp); a table of decode tokens/s per variant ends the summary.
 # --full-test runs gpu_engine_full_test (CPU vs CUDA engine on the generated 7B files) after the bench;
 # --profile times every kernel of one decode step of the Q4_K_M model with ncu (one replay per kernel).
@@ -155,17 +156,6 @@ for n, (c, ns, b) in sorted(tot.items(), key=lambda x: -x[1][1])[:18]:
     print(f"  {n[:56]:56s} x{c:4d} {ns/1e3:8.1f} us {b/1e6:8.1f} MB {b/max(ns,1):6.0f} GB/s")
 PY
   done
-  # nsys (when the host has it) times the kernels inside the replayed decode graphs, PDL overlap included.
-  if command -v nsys >/dev/null; then
-    say "== nsys: kernels of 32 graph-replayed decode steps (Q4_K_M, batch 1)"
-    nsys profile --cuda-graph-trace=node -o /tmp/decode-trace -f true \
-      "$bundle/bin/worker-orcd" bench --model /tmp/qwen2.5-7b-q4_k_m.gguf --device cuda:0 --prompt-tokens 16 \
-      --gen-tokens 32 --batch 1 >>"$out/bench.log" 2>&1
-    nsys stats --report cuda_gpu_kern_sum --format csv -o /tmp/decode-kern /tmp/decode-trace.nsys-rep >>"$out/bench.log" 2>&1
-    cut -c1-220 /tmp/decode-kern_cuda_gpu_kern_sum.csv | head -30 | tee -a "$summary"
-  else
-    say "nsys: not on this host"
-  fi
 fi
 
 if [[ $ncu_detail -eq 1 && -f /tmp/qwen2.5-7b-q4_k_m.gguf ]] && command -v ncu >/dev/null; then
