@@ -6,11 +6,13 @@
 #if WORKER_ORCD_HAVE_CUDA
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gpu/attention.cuh"
 #include "gpu/dequant.cuh"
@@ -472,6 +474,55 @@ void run_prefill_chunk(const pass_context& pc, std::uint32_t n, bool want_logits
   }
 }
 
+namespace {
+
+// Measuring switch WORKER_ORCD_GRAPH_DISABLE=pat[,pat...]: after instantiation, every kernel node of the
+// decode graph whose (mangled) function name contains `pat` — or, for `pat@G`, also has grid.x == G —
+// is disabled (an empty node: dependencies kept, no work). The step then runs WITHOUT those kernels,
+// so its time shows what they cost on the critical path of the real graph (with its programmatic
+// dependent launches), which per-kernel ncu durations cannot. The outputs are garbage: for timing
+// runs only (gpu-host-run.sh --bench-variants off-rmsnorm ...), never for tokens.
+void disable_nodes_for_measuring(cudaGraph_t g, cudaGraphExec_t exec) {
+  static const std::string spec = [] {
+    const char* e = std::getenv("WORKER_ORCD_GRAPH_DISABLE");
+    return std::string(e ? e : "");
+  }();
+  if (spec.empty()) return;
+  std::size_t n = 0;
+  WORKER_CUDA_CHECK(cudaGraphGetNodes(g, nullptr, &n));
+  std::vector<cudaGraphNode_t> nodes(n);
+  WORKER_CUDA_CHECK(cudaGraphGetNodes(g, nodes.data(), &n));
+  std::size_t disabled = 0, kernels = 0;
+  for (cudaGraphNode_t node : nodes) {
+    cudaGraphNodeType type{};
+    WORKER_CUDA_CHECK(cudaGraphNodeGetType(node, &type));
+    if (type != cudaGraphNodeTypeKernel) continue;
+    ++kernels;
+    cudaKernelNodeParams kp{};
+    WORKER_CUDA_CHECK(cudaGraphKernelNodeGetParams(node, &kp));
+    const char* name = nullptr;
+    if (cudaFuncGetName(&name, kp.func) != cudaSuccess || !name) continue;
+    const std::string fn(name);
+    std::size_t at = 0;
+    while (at <= spec.size()) {
+      const std::size_t end = std::min(spec.find(',', at), spec.size());
+      const std::string pat = spec.substr(at, end - at);
+      at = end + 1;
+      const std::size_t sep = pat.find('@');
+      const std::string sub = pat.substr(0, sep);
+      if (sub.empty() || fn.find(sub) == std::string::npos) continue;
+      if (sep != std::string::npos && std::to_string(kp.gridDim.x) != pat.substr(sep + 1)) continue;
+      WORKER_CUDA_CHECK(cudaGraphNodeSetEnabled(exec, node, 0));
+      ++disabled;
+      break;
+    }
+  }
+  std::fprintf(stderr, "WORKER_ORCD_GRAPH_DISABLE=%s: %zu of %zu kernel nodes disabled (timing only)\n", spec.c_str(),
+               disabled, kernels);
+}
+
+}  // namespace
+
 decode_graphs::~decode_graphs() {
   for (auto& e : exec_) {
     if (e) cudaGraphExecDestroy(e);
@@ -496,6 +547,14 @@ void decode_graphs::launch(const pass_context& pc, std::uint32_t b, bool use_gra
     }
     WORKER_CUDA_CHECK(cudaStreamEndCapture(st, &g));
     const cudaError_t err = cudaGraphInstantiate(&exec_[b], g, 0);
+    if (err == cudaSuccess) {
+      try {
+        disable_nodes_for_measuring(g, exec_[b]);
+      } catch (...) {
+        cudaGraphDestroy(g);
+        throw;
+      }
+    }
     cudaGraphDestroy(g);
     WORKER_CUDA_CHECK(err);
   }

@@ -6,13 +6,16 @@
 #
 # usage: scripts/gpu-host-run.sh BUNDLE(.tar.xz or dir) OUT_DIR [--tokenizer-tar FILE.tar.xz] [--skip-tests]
 #        [--skip-sanitizer] [--skip-bench] [--tests REGEX] [--bench-models "q4_k_m q8_0 f16"] [--full-test]
-#        [--profile] [--bench-variants "default staged,s6 legacy,pf,fuse-rope ..."] [--bench-batch 1,4,16]
+#        [--profile] [--bench-variants "default staged,s6 legacy,fuse-rope off-rmsnorm ..."] [--bench-batch 1,4,16]
 #        [--gen-tokens N] [--ncu-detail]
 # --bench-variants benchmarks each model once per variant (comma-separated tokens): matvec tuning tokens
 # (gpu/matvec.cuh set_matvec_variant, passed as bench --matvec-variant), "default" for none, and
 # fuse-rope / fuse-merge / fuse-pdl for the fused decode launches and fuse-split32 for 32-key decode
 # attention splits (WORKER_ORCD_DECODE_FUSE,
-# adapters/cuda_engine_passes.cpp); a table of decode tokens/s per variant ends the summary.
+# adapters/cuda_engine_passes.cpp), and off-PAT (PAT a piece of a kernel's mangled name, PAT@G also
+# matching grid.x == G) to time the decode graph with those kernel nodes disabled
+# (WORKER_ORCD_GRAPH_DISABLE: what they cost on the critical path; the tokens are garbage); a table of
+# decode tokens/s per variant ends the summary.
 # --full-test runs gpu_engine_full_test (CPU vs CUDA engine on the generated 7B files) after the bench;
 # --profile times every kernel of one decode step of the Q4_K_M model with ncu (one replay per kernel).
 # --ncu-detail: ncu's throughput, occupancy, warp-state and memory sections for the matvec launches of one
@@ -100,11 +103,14 @@ if [[ $skip_bench -eq 0 && -x $bundle/bin/worker-orcd && -n $tok_xz ]]; then
       say "synth $m: $(( $(date +%s) - start ))s, $(du -h "$f" | cut -f1)"
     fi
     for v in $variants; do
-      # fuse-rope / fuse-merge / fuse-pdl go to WORKER_ORCD_DECODE_FUSE, the rest to --matvec-variant.
-      spec=$(echo "$v" | tr ',' '\n' | grep -v -e '^fuse-' -e '^default$' | paste -sd, -)
+      # fuse-TOKEN goes to WORKER_ORCD_DECODE_FUSE, off-PAT to WORKER_ORCD_GRAPH_DISABLE (timing
+      # without those kernels: garbage tokens), the rest to --matvec-variant.
+      spec=$(echo "$v" | tr ',' '\n' | grep -v -e '^fuse-' -e '^off-' -e '^default$' | paste -sd, -)
       fuse=$(echo "$v" | tr ',' '\n' | grep '^fuse-' | sed 's/^fuse-//' | paste -sd, -)
+      off=$(echo "$v" | tr ',' '\n' | grep '^off-' | sed 's/^off-//' | paste -sd, -)
       echo "== $m variant $v" >>"$out/bench.log"
-      WORKER_ORCD_DECODE_FUSE=$fuse "$bundle/bin/worker-orcd" bench --model "$f" --device cuda:0 --prompt-tokens 512 \
+      WORKER_ORCD_GRAPH_DISABLE=$off WORKER_ORCD_DECODE_FUSE=$fuse \
+        "$bundle/bin/worker-orcd" bench --model "$f" --device cuda:0 --prompt-tokens 512 \
         --gen-tokens "$gen_tokens" --batch "$bench_batch" --matvec-variant "$spec" --json 2>>"$out/bench.log" \
         | sed "s/^{/{\"variant\":\"$v\",/" >>"$out/bench.json" || { say "bench $m $v failed"; status=1; }
     done
