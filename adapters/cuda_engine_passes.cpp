@@ -28,14 +28,14 @@ namespace {
 
 using gpu::align_up;
 
-// Key positions per decode attention split: gpu::k_attn_split_decode, or 32 with the measuring switch
-// WORKER_ORCD_DECODE_FUSE=split32 (read once per process, so every decode step of the process uses the
-// same split: batch invariance needs one split size per path).
+// Key positions per decode attention split: gpu::k_attn_split_decode, or 64 (the earlier default) with
+// the measuring switch WORKER_ORCD_DECODE_FUSE=split64 (read once per process, so every decode step of
+// the process uses the same split: batch invariance needs one split size per path).
 std::uint32_t decode_split() {
   static const std::uint32_t split = [] {
     const char* e = std::getenv("WORKER_ORCD_DECODE_FUSE");
     const std::string v = std::string(",") + (e ? e : "") + ",";
-    return v.find(",split32,") != std::string::npos ? 32u : gpu::k_attn_split_decode;
+    return v.find(",split64,") != std::string::npos ? 64u : gpu::k_attn_split_decode;
   }();
   return split;
 }
@@ -115,22 +115,25 @@ gpu::matvec_x decode_x(const scratch& s, const float* f32, std::uint32_t ld_f32,
 
 // Decode-step fusions, all bit-identical to the separate launches: RoPE + KV store inside the attention
 // kernel, the attention merge inside its last split block, and programmatic dependent launch of the
-// RMSNorm, attention and int8-quantization kernels. Measured (H200, run 10, docs/performance.md): each
-// made decode 1-5 % slower, so they are off unless WORKER_ORCD_DECODE_FUSE=rope,merge,pdl (any subset)
-// turns them on, for measuring. Measured again with the shorter-latency norm/RoPE/attention kernels
-// (H100, Q4_K_M, batch 1/4/16, one run each): rope +1.1 / +0.3 / 0 % (about the run-to-run noise of
-// 0.5 %), rope+merge −1 / −1.8 / −1 %, pdl+rope+merge −2 / −5.5 / −1.5 %; pdl alone (an earlier run)
-// +1.9 / +1.9 / −0.7 %. Still off: none is a clear gain at every batch size.
+// RMSNorm, attention and int8-quantization kernels.
+// - RoPE inside attention is ON (WORKER_ORCD_DECODE_FUSE token norope gives it its own launch again):
+//   with 32-key splits it gained at batch 1 in every H100 run of session 4 (Q4_K_M +2.2 to +2.5 %,
+//   Q8_0 +1.2 to +2.4 %, F16 +0.9 / +1.1 %; batch 4 and 16 within ±1.3 %: docs/performance.md).
+// - The merge and PDL fusions stay off (tokens merge, pdl turn them on, for measuring): each made decode
+//   1-5 % slower on the H200 (run 10) and none was a clear gain on the H100 (session 3: rope+merge
+//   −1 / −1.8 / −1 % at batch 1/4/16, pdl+rope+merge −2 / −5.5 / −1.5 %; session 4: pdl+rope+split32
+//   +0.7 / +2.9 / −0.3 % for Q4_K_M / Q8_0 / F16 at batch 1).
 struct decode_fusion {
-  bool rope = false, merge = false, pdl = false;
+  bool rope = true, merge = false, pdl = false;
 };
 decode_fusion decode_fusion_from_env() {
   decode_fusion f;
   const char* e = std::getenv("WORKER_ORCD_DECODE_FUSE");
   const std::string v = std::string(",") + (e ? e : "") + ",";
-  if (v.find(",rope,") != std::string::npos) f.rope = true;
-  if (v.find(",merge,") != std::string::npos) f.merge = true;
-  if (v.find(",pdl,") != std::string::npos) f.pdl = true;
+  auto has = [&](const char* tok) { return v.find(std::string(",") + tok + ",") != std::string::npos; };
+  f.rope = !has("norope");
+  f.merge = has("merge");
+  f.pdl = has("pdl");
   return f;
 }
 

@@ -22,7 +22,9 @@
 namespace worker::gpu {
 
 constexpr std::uint32_t k_attn_split_max = 256;
-constexpr std::uint32_t k_attn_split_decode = 64;
+// Decode: 32 keys per split (one round of the split kernel) — more, shorter blocks; with RoPE fused in
+// it measured faster than 64 at batch 1 on the H100 (session 4, docs/performance.md).
+constexpr std::uint32_t k_attn_split_decode = 32;
 constexpr std::uint32_t k_attn_split_prefill = 256;
 
 #if defined(__CUDACC__)

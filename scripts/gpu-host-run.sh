@@ -6,12 +6,12 @@
 #
 # usage: scripts/gpu-host-run.sh BUNDLE(.tar.xz or dir) OUT_DIR [--tokenizer-tar FILE.tar.xz] [--skip-tests]
 #        [--skip-sanitizer] [--skip-bench] [--tests REGEX] [--bench-models "q4_k_m q8_0 f16"] [--full-test]
-#        [--profile] [--bench-variants "default staged,s6 legacy,fuse-rope off-rmsnorm ..."] [--bench-batch 1,4,16]
+#        [--profile] [--bench-variants "default staged,s6 legacy,fuse-norope off-rmsnorm ..."] [--bench-batch 1,4,16]
 #        [--gen-tokens N] [--ncu-detail]
 # --bench-variants benchmarks each model once per variant (comma-separated tokens): matvec tuning tokens
 # (gpu/matvec.cuh set_matvec_variant, passed as bench --matvec-variant), "default" for none, and
-# fuse-rope / fuse-merge / fuse-pdl for the fused decode launches and fuse-split32 for 32-key decode
-# attention splits (WORKER_ORCD_DECODE_FUSE,
+# fuse-norope (RoPE in a launch of its own) / fuse-merge / fuse-pdl for the decode launch fusions and
+# fuse-split64 for 64-key decode attention splits (WORKER_ORCD_DECODE_FUSE,
 # adapters/cuda_engine_passes.cpp), and off-PAT (PAT a piece of a kernel's mangled name, PAT@G also
 # matching grid.x == G) to time the decode graph with those kernel nodes disabled
 # (WORKER_ORCD_GRAPH_DISABLE: what they cost on the critical path; the tokens are garbage); a table of

@@ -270,9 +270,9 @@ TEST_CASE("split-KV attention matches cpu::attention_head over GQA shapes and se
     device_buffer<kv_seq_desc> dseq(seqs);
     device_buffer<std::int32_t> dqs(std::vector<std::int32_t>(pos.size(), 0)), dpos(pos);
     device_buffer<float> dq(q);
-    // The path's split (odd lengths: decode's, even: prefill's) and the shortest one, 32 (one round of
-    // the split kernel's work split).
-    for (const std::uint32_t split : {c.len % 2 ? k_attn_split_decode : k_attn_split_prefill, 32u}) {
+    // The path's split (odd lengths: decode's, even: prefill's) and two more: 32 (one round of the split
+    // kernel's work split) and 64 (two rounds).
+    for (const std::uint32_t split : {c.len % 2 ? k_attn_split_decode : k_attn_split_prefill, 32u, 64u}) {
       INFO("split " << split);
       const std::uint32_t splits = attn_splits_for(cap, split);
       device_buffer<float> po(pos.size() * c.n_head * splits * c.hd), out(pos.size() * qd);
@@ -320,7 +320,7 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
     std::uint32_t n_head, n_head_kv, hd;
   };
   for (const cfg c : {cfg{8, 2, 32}, cfg{28, 4, 128}, cfg{64, 8, 64}})
-  for (const std::uint32_t split : {k_attn_split_decode, 32u}) {  // the decode split and the shortest
+  for (const std::uint32_t split : {k_attn_split_decode, 64u}) {  // the decode split (32) and 64
     INFO("heads " << c.n_head << "/" << c.n_head_kv << " hd " << c.hd << " split " << split);
     const std::uint32_t qd = c.n_head * c.hd, kvd = c.n_head_kv * c.hd, cap = 700, positions = 1024;
     std::vector<float2> table(std::size_t{positions} * c.hd / 2);
