@@ -2,7 +2,8 @@
 //  [--batch 1,4,16] [--json]`: load, prefill and decode performance of the CUDA engine on one card.
 //
 // Reports, all measured in this run: the card; pinned host→device and device→device copy bandwidth
-// (the D2D figure, bytes read + written per second, is the ceiling decode is held against); load time
+// (the D2D figure, bytes read + written per second, is the ceiling decode is held against); the launch
+// latency floors (gpu/launch_latency.cuh: per dependent graph node, per grid-wide barrier); load time
 // and GB/s; prefill tokens/s and time to first token for one prompt; per batch size, decode tokens/s
 // (greedy, sampled on the GPU), bytes of weights + KV read per step and the achieved fraction of the
 // D2D ceiling; VRAM used. Prompts are seeded random token ids (the weights are random too).
@@ -25,6 +26,7 @@
 #include "gpu/bandwidth.hpp"
 #include "gpu/device.hpp"
 #include "gpu/gpu_error.hpp"
+#include "gpu/launch_latency.cuh"
 #include "gpu/matvec.cuh"
 #endif
 
@@ -169,6 +171,13 @@ int cmd_bench(command_args args) {
   out["d2d_copy_gb_per_s"] = d2d.gb_per_s;
   out["h2d_pinned_gb_per_s"] = h2d.gb_per_s;
   out["file_read_gb_per_s"] = page_cache_gbs;
+  const auto lat = gpu::measure_launch_latency();
+  say("launch latency  %.2f us per dependent graph node, %.2f us with programmatic dependent launch; %.2f us per "
+      "grid-wide barrier\n",
+      lat.graph_node_us, lat.graph_node_pdl_us, lat.grid_barrier_us);
+  out["graph_node_us"] = lat.graph_node_us;
+  out["graph_node_pdl_us"] = lat.graph_node_pdl_us;
+  out["grid_barrier_us"] = lat.grid_barrier_us;
 
   adapters::cuda_engine_options eo;
   eo.device = dev;

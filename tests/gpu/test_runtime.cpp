@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gpu/bandwidth.hpp"
+#include "gpu/launch_latency.cuh"
 #include "gpu/vram_arena.hpp"
 #include "tests/gpu/gpu_test_support.hpp"
 
@@ -142,4 +143,17 @@ TEST_CASE("copy bandwidths are measured and plausible", "[runtime]") {
                                  << " GB/s");
   CHECK(d2d.gb_per_s > 100.0);
   CHECK(h2d.gb_per_s > 1.0);
+}
+
+// The bench's latency floors: a chain of tiny dependent kernels in a graph and a cooperative kernel's
+// grid barriers. Any card of the last years does each in 0.3-10 µs; 0 or a huge value means a broken
+// measurement (a graph that did not run, a hang).
+TEST_CASE("launch latencies are measured and plausible", "[runtime]") {
+  const launch_latency l = measure_launch_latency();
+  WARN("per dependent graph node " << l.graph_node_us << " us, with PDL " << l.graph_node_pdl_us
+                                   << " us; per grid barrier " << l.grid_barrier_us << " us");
+  for (const double us : {l.graph_node_us, l.graph_node_pdl_us, l.grid_barrier_us}) {
+    CHECK(us > 0.05);
+    CHECK(us < 50.0);
+  }
 }

@@ -1,0 +1,119 @@
+// Kernels and timing of launch_latency.cuh.
+#include "gpu/launch_latency.cuh"
+
+#include <cooperative_groups.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "gpu/gpu_error.hpp"
+#include "gpu/launch.cuh"
+
+namespace worker::gpu {
+
+namespace {
+
+constexpr int k_threads = 128;
+constexpr int k_chain = 256;       // dependent kernels per graph
+constexpr int k_replays = 20;
+constexpr int k_barriers = 4096;   // barriers per cooperative launch
+
+// A stand-in for a small decode kernel: every block touches global memory once. As a programmatic
+// dependent it waits for its predecessor first, then lets its successor launch.
+__global__ void __launch_bounds__(k_threads) chain_kernel(unsigned* counters) {
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;");
+  if (threadIdx.x == 0) atomicAdd(counters + blockIdx.x, 1u);
+}
+
+__global__ void __launch_bounds__(k_threads) barrier_kernel(unsigned* counters, int n) {
+  cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+  for (int i = 0; i < n; ++i) {
+    if (threadIdx.x == 0) atomicAdd(counters + blockIdx.x, 1u);
+    grid.sync();
+  }
+}
+
+struct event_pair {
+  cudaEvent_t a = nullptr, b = nullptr;
+  event_pair() {
+    WORKER_CUDA_CHECK(cudaEventCreate(&a));
+    WORKER_CUDA_CHECK(cudaEventCreate(&b));
+  }
+  ~event_pair() {
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+  }
+  event_pair(const event_pair&) = delete;
+  event_pair& operator=(const event_pair&) = delete;
+  float ms() const {
+    float t = 0.0f;
+    WORKER_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
+    return t;
+  }
+};
+
+// Microseconds per node of a graph of k_chain dependent chain_kernel launches (best of two timings).
+double graph_node_us(cudaStream_t st, unsigned* counters, int blocks, bool pdl) {
+  cudaGraph_t g = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  WORKER_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < k_chain; ++i) launch_maybe_pdl(chain_kernel, dim3(blocks), dim3(k_threads), pdl, st, counters);
+  WORKER_CUDA_CHECK(cudaStreamEndCapture(st, &g));
+  const cudaError_t err = cudaGraphInstantiate(&exec, g, 0);
+  cudaGraphDestroy(g);
+  WORKER_CUDA_CHECK(err);
+  double best = 1e30;
+  event_pair ev;
+  for (int round = 0; round < 3; ++round) {  // round 0 warms up
+    WORKER_CUDA_CHECK(cudaEventRecord(ev.a, st));
+    for (int r = 0; r < k_replays; ++r) WORKER_CUDA_CHECK(cudaGraphLaunch(exec, st));
+    WORKER_CUDA_CHECK(cudaEventRecord(ev.b, st));
+    WORKER_CUDA_CHECK(cudaEventSynchronize(ev.b));
+    if (round > 0) best = std::min(best, 1e3 * ev.ms() / (k_replays * k_chain));
+  }
+  cudaGraphExecDestroy(exec);
+  return best;
+}
+
+}  // namespace
+
+launch_latency measure_launch_latency() {
+  int dev = 0, sms = 0, coop = 0;
+  WORKER_CUDA_CHECK(cudaGetDevice(&dev));
+  WORKER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  WORKER_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev));
+  cudaStream_t st = nullptr;
+  WORKER_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  unsigned* counters = nullptr;
+  launch_latency r;
+  try {
+    WORKER_CUDA_CHECK(cudaMalloc(&counters, sizeof(unsigned) * static_cast<unsigned>(sms)));
+    r.graph_node_us = graph_node_us(st, counters, sms, false);
+    r.graph_node_pdl_us = graph_node_us(st, counters, sms, true);
+    if (coop) {
+      event_pair ev;
+      int n = k_barriers;
+      void* args[] = {&counters, &n};
+      double best = 1e30;
+      for (int round = 0; round < 3; ++round) {
+        WORKER_CUDA_CHECK(cudaEventRecord(ev.a, st));
+        WORKER_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(barrier_kernel), dim3(sms), dim3(k_threads),
+                                                      args, 0, st));
+        WORKER_CUDA_CHECK(cudaEventRecord(ev.b, st));
+        WORKER_CUDA_CHECK(cudaEventSynchronize(ev.b));
+        if (round > 0) best = std::min(best, 1e3 * ev.ms() / k_barriers);
+      }
+      r.grid_barrier_us = best;
+    }
+  } catch (...) {
+    if (counters) cudaFree(counters);
+    cudaStreamDestroy(st);
+    throw;
+  }
+  cudaFree(counters);
+  cudaStreamDestroy(st);
+  return r;
+}
+
+}  // namespace worker::gpu
