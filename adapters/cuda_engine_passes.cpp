@@ -21,6 +21,7 @@
 #include "gpu/matvec.cuh"
 #include "gpu/norm.cuh"
 #include "gpu/rope.cuh"
+#include "model/comma_list.hpp"
 
 namespace worker::adapters::cuda_detail {
 
@@ -28,17 +29,41 @@ namespace {
 
 using gpu::align_up;
 
-// Key positions per decode attention split: gpu::k_attn_split_decode, or 64 (the earlier default) with
-// the measuring switch WORKER_ORCD_DECODE_FUSE=split64 (read once per process, so every decode step of
-// the process uses the same split: batch invariance needs one split size per path).
-std::uint32_t decode_split() {
-  static const std::uint32_t split = [] {
+// Decode-step fusions and measuring switches, read once per process from WORKER_ORCD_DECODE_FUSE
+// (comma-separated tokens), so every decode step of the process runs the same path (batch invariance
+// needs one attention split size per path). All fusions are bit-identical to the separate launches.
+// - RoPE + KV store inside the attention kernel: ON (token norope gives it its own launch again); with
+//   32-key splits it gained at batch 1 in every H100 run of session 4 (Q4_K_M +2.2 to +2.5 %,
+//   Q8_0 +1.2 to +2.4 %, F16 +0.9 / +1.1 %; batch 4 and 16 within ±1.3 %: docs/performance.md).
+// - Key positions per attention split: gpu::k_attn_split_decode (32), or 64 with token split64 (the
+//   earlier default; this one changes the attention's summation order, not its accuracy).
+// - The merge and PDL fusions stay off (tokens merge, pdl turn them on, for measuring): each made decode
+//   1-5 % slower on the H200 (run 10) and none was a clear gain on the H100 (session 3: rope+merge
+//   −1 / −1.8 / −1 % at batch 1/4/16, pdl+rope+merge −2 / −5.5 / −1.5 %; session 4: pdl+rope+split32
+//   +0.7 / +2.9 / −0.3 % for Q4_K_M / Q8_0 / F16 at batch 1).
+struct decode_fusion {
+  bool rope = true, merge = false, pdl = false;
+  std::uint32_t split = gpu::k_attn_split_decode;
+};
+
+const decode_fusion& decode_settings() {
+  static const decode_fusion f = [] {
+    decode_fusion r;
     const char* e = std::getenv("WORKER_ORCD_DECODE_FUSE");
-    const std::string v = std::string(",") + (e ? e : "") + ",";
-    return v.find(",split64,") != std::string::npos ? 64u : gpu::k_attn_split_decode;
+    for (const std::string& tok : model::split_comma_list(e ? e : "")) {
+      if (tok == "norope") r.rope = false;
+      else if (tok == "merge") r.merge = true;
+      else if (tok == "pdl") r.pdl = true;
+      else if (tok == "split64") r.split = 64;
+      else if (tok == "split32") r.split = 32;
+      else throw gpu::gpu_error(gpu::gpu_error_code::invalid_argument, "WORKER_ORCD_DECODE_FUSE: unknown token " + tok);
+    }
+    return r;
   }();
-  return split;
+  return f;
 }
+
+std::uint32_t decode_split() { return decode_settings().split; }
 
 // Walks the scratch layout once for sizing and once for carving, so the two can never disagree.
 template <typename F>
@@ -111,30 +136,6 @@ gpu::matvec_x decode_x(const scratch& s, const float* f32, std::uint32_t ld_f32,
   x.ld_ds = s.xw_pad / 32;
   x.ncols = b;
   return x;
-}
-
-// Decode-step fusions, all bit-identical to the separate launches: RoPE + KV store inside the attention
-// kernel, the attention merge inside its last split block, and programmatic dependent launch of the
-// RMSNorm, attention and int8-quantization kernels.
-// - RoPE inside attention is ON (WORKER_ORCD_DECODE_FUSE token norope gives it its own launch again):
-//   with 32-key splits it gained at batch 1 in every H100 run of session 4 (Q4_K_M +2.2 to +2.5 %,
-//   Q8_0 +1.2 to +2.4 %, F16 +0.9 / +1.1 %; batch 4 and 16 within ±1.3 %: docs/performance.md).
-// - The merge and PDL fusions stay off (tokens merge, pdl turn them on, for measuring): each made decode
-//   1-5 % slower on the H200 (run 10) and none was a clear gain on the H100 (session 3: rope+merge
-//   −1 / −1.8 / −1 % at batch 1/4/16, pdl+rope+merge −2 / −5.5 / −1.5 %; session 4: pdl+rope+split32
-//   +0.7 / +2.9 / −0.3 % for Q4_K_M / Q8_0 / F16 at batch 1).
-struct decode_fusion {
-  bool rope = true, merge = false, pdl = false;
-};
-decode_fusion decode_fusion_from_env() {
-  decode_fusion f;
-  const char* e = std::getenv("WORKER_ORCD_DECODE_FUSE");
-  const std::string v = std::string(",") + (e ? e : "") + ",";
-  auto has = [&](const char* tok) { return v.find(std::string(",") + tok + ",") != std::string::npos; };
-  f.rope = !has("norope");
-  f.merge = has("merge");
-  f.pdl = has("pdl");
-  return f;
 }
 
 gpu::rmsnorm_args norm_to_x(const scratch& s, float* h, std::uint32_t d, const float* w, std::uint32_t n, float eps,
@@ -258,7 +259,7 @@ void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t contex
 }
 
 void enqueue_decode(const pass_context& pc, std::uint32_t b) {
-  static const decode_fusion fuse = decode_fusion_from_env();
+  const decode_fusion& fuse = decode_settings();
   const dev_model& m = *pc.model;
   const scratch& s = *pc.s;
   const host_mirror& hm = *pc.hm;
@@ -491,6 +492,7 @@ void disable_nodes_for_measuring(cudaGraph_t g, cudaGraphExec_t exec) {
     return std::string(e ? e : "");
   }();
   if (spec.empty()) return;
+  const std::vector<std::string> patterns = model::split_comma_list(spec);
   std::size_t n = 0;
   WORKER_CUDA_CHECK(cudaGraphGetNodes(g, nullptr, &n));
   std::vector<cudaGraphNode_t> nodes(n);
@@ -506,11 +508,7 @@ void disable_nodes_for_measuring(cudaGraph_t g, cudaGraphExec_t exec) {
     const char* name = nullptr;
     if (cudaFuncGetName(&name, kp.func) != cudaSuccess || !name) continue;
     const std::string fn(name);
-    std::size_t at = 0;
-    while (at <= spec.size()) {
-      const std::size_t end = std::min(spec.find(',', at), spec.size());
-      const std::string pat = spec.substr(at, end - at);
-      at = end + 1;
+    for (const std::string& pat : patterns) {
       const std::size_t sep = pat.find('@');
       const std::string sub = pat.substr(0, sep);
       if (sub.empty() || fn.find(sub) == std::string::npos) continue;

@@ -4,8 +4,7 @@
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
-
+#include "gpu/event_timing.hpp"
 #include "gpu/gpu_error.hpp"
 #include "gpu/launch.cuh"
 
@@ -17,6 +16,7 @@ constexpr int k_threads = 128;
 constexpr int k_chain = 256;       // dependent kernels per graph
 constexpr int k_replays = 20;
 constexpr int k_barriers = 4096;   // barriers per cooperative launch
+constexpr int k_rounds = 3;        // timed repetitions (after a warm-up): the median counts
 
 // A stand-in for a small decode kernel: every block touches global memory once. As a programmatic
 // dependent it waits for its predecessor first, then lets its successor launch.
@@ -34,26 +34,7 @@ __global__ void __launch_bounds__(k_threads) barrier_kernel(unsigned* counters, 
   }
 }
 
-struct event_pair {
-  cudaEvent_t a = nullptr, b = nullptr;
-  event_pair() {
-    WORKER_CUDA_CHECK(cudaEventCreate(&a));
-    WORKER_CUDA_CHECK(cudaEventCreate(&b));
-  }
-  ~event_pair() {
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-  }
-  event_pair(const event_pair&) = delete;
-  event_pair& operator=(const event_pair&) = delete;
-  float ms() const {
-    float t = 0.0f;
-    WORKER_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
-    return t;
-  }
-};
-
-// Microseconds per node of a graph of k_chain dependent chain_kernel launches (best of two timings).
+// Microseconds per node of a graph of k_chain dependent chain_kernel launches (median of k_rounds timings).
 double graph_node_us(cudaStream_t st, unsigned* counters, int blocks, bool pdl) {
   cudaGraph_t g = nullptr;
   cudaGraphExec_t exec = nullptr;
@@ -63,17 +44,17 @@ double graph_node_us(cudaStream_t st, unsigned* counters, int blocks, bool pdl) 
   const cudaError_t err = cudaGraphInstantiate(&exec, g, 0);
   cudaGraphDestroy(g);
   WORKER_CUDA_CHECK(err);
-  double best = 1e30;
-  event_pair ev;
-  for (int round = 0; round < 3; ++round) {  // round 0 warms up
-    WORKER_CUDA_CHECK(cudaEventRecord(ev.a, st));
-    for (int r = 0; r < k_replays; ++r) WORKER_CUDA_CHECK(cudaGraphLaunch(exec, st));
-    WORKER_CUDA_CHECK(cudaEventRecord(ev.b, st));
-    WORKER_CUDA_CHECK(cudaEventSynchronize(ev.b));
-    if (round > 0) best = std::min(best, 1e3 * ev.ms() / (k_replays * k_chain));
+  double seconds = 0.0;
+  try {
+    seconds = median_stream_seconds(k_rounds, st, [&] {
+      for (int r = 0; r < k_replays; ++r) WORKER_CUDA_CHECK(cudaGraphLaunch(exec, st));
+    });
+  } catch (...) {
+    cudaGraphExecDestroy(exec);
+    throw;
   }
   cudaGraphExecDestroy(exec);
-  return best;
+  return 1e6 * seconds / (k_replays * k_chain);
 }
 
 }  // namespace
@@ -92,19 +73,13 @@ launch_latency measure_launch_latency() {
     r.graph_node_us = graph_node_us(st, counters, sms, false);
     r.graph_node_pdl_us = graph_node_us(st, counters, sms, true);
     if (coop) {
-      event_pair ev;
       int n = k_barriers;
       void* args[] = {&counters, &n};
-      double best = 1e30;
-      for (int round = 0; round < 3; ++round) {
-        WORKER_CUDA_CHECK(cudaEventRecord(ev.a, st));
+      const double seconds = median_stream_seconds(k_rounds, st, [&] {
         WORKER_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<void*>(barrier_kernel), dim3(sms), dim3(k_threads),
                                                       args, 0, st));
-        WORKER_CUDA_CHECK(cudaEventRecord(ev.b, st));
-        WORKER_CUDA_CHECK(cudaEventSynchronize(ev.b));
-        if (round > 0) best = std::min(best, 1e3 * ev.ms() / k_barriers);
-      }
-      r.grid_barrier_us = best;
+      });
+      r.grid_barrier_us = 1e6 * seconds / k_barriers;
     }
   } catch (...) {
     if (counters) cudaFree(counters);

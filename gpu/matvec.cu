@@ -9,6 +9,7 @@
 #include "gpu/matvec_common.cuh"
 #include "gpu/matvec_units.cuh"
 #include "gpu/q8_act.cuh"
+#include "model/comma_list.hpp"
 
 namespace worker::gpu {
 
@@ -19,11 +20,7 @@ namespace {
 // Parses WORKER_ORCD_MATVEC_VARIANT-style token lists (see mv_tuning).
 mv_tuning parse_tuning(const std::string& spec) {
   mv_tuning t;
-  std::size_t p = 0;
-  while (p < spec.size()) {
-    const std::size_t q = std::min(spec.find(',', p), spec.size());
-    const std::string tok = spec.substr(p, q - p);
-    p = q + 1;
+  for (const std::string& tok : model::split_comma_list(spec)) {
     if (tok == "legacy") t.family = 0;
     else if (tok == "staged") t.family = 1;
     else if (tok == "stream") t.family = 2;
@@ -58,7 +55,7 @@ mv_tuning parse_tuning(const std::string& spec) {
         if (type == model::type_name(ty)) id = static_cast<int>(ty);
       if (id < 0 || id >= 32) throw gpu_error(gpu_error_code::invalid_argument, "matvec variant: unknown type in " + tok);
       t.family_of[id] = tok.rfind("legacy@", 0) == 0 ? 0 : (tok.rfind("staged@", 0) == 0 ? 1 : 2);
-    } else if (!tok.empty()) throw gpu_error(gpu_error_code::invalid_argument, "matvec variant: unknown token " + tok);
+    } else throw gpu_error(gpu_error_code::invalid_argument, "matvec variant: unknown token " + tok);
   }
   return t;
 }

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "adapters/cuda_engine.hpp"
+#include "model/comma_list.hpp"
 #include "model/gguf.hpp"
 #include "tools/commands.hpp"
 
@@ -73,15 +74,12 @@ bool parse(command_args args, options& o) {
     else if (a == "--matvec-variant") o.matvec_variant = value();
     else if (a == "--batch") {
       o.batches.clear();
-      std::string v = value();
-      std::size_t p = 0;
-      while (p <= v.size()) {
-        const std::size_t q = std::min(v.find(',', p), v.size());
-        const auto b = static_cast<std::uint32_t>(std::stoul(v.substr(p, q - p)));
+      for (const std::string& item : model::split_comma_list(value())) {
+        const auto b = static_cast<std::uint32_t>(std::stoul(item));
         if (b < 1 || b > 16) throw std::invalid_argument("batch sizes must be 1..16");
         o.batches.push_back(b);
-        p = q + 1;
       }
+      if (o.batches.empty()) throw std::invalid_argument("--batch needs at least one batch size");
     } else if (a == "--help" || a == "-h") {
       std::fputs(k_usage, stdout);
       return false;

@@ -47,6 +47,35 @@ __half to_half(std::uint16_t bits) {
 }
 float half_value(const __half& h) { return model::fp16_to_fp32(__half_raw(h).x); }
 
+// The attention arguments both attention tests set alike: nq queries (q rows of n_head·hd), their
+// sequences and positions, one layer's KV cache, the split and its scratch, fp32 output rows of n_head·hd.
+struct attention_case {
+  std::uint32_t n_head, n_head_kv, hd, layer, nq, split, splits;
+};
+attention_args attention_inputs(const attention_case& c, const float* q, const kv_seq_desc* seqs,
+                                const std::int32_t* query_seq, const std::int32_t* query_pos, float* partial_o,
+                                float2* partial_ml, float* out) {
+  attention_args a;
+  a.q = q;
+  a.ldq = c.n_head * c.hd;
+  a.seqs = seqs;
+  a.query_seq = query_seq;
+  a.query_pos = query_pos;
+  a.layer = c.layer;
+  a.nq = c.nq;
+  a.n_head = c.n_head;
+  a.n_head_kv = c.n_head_kv;
+  a.head_dim = c.hd;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
+  a.split = c.split;
+  a.max_splits = c.splits;
+  a.partial_o = partial_o;
+  a.partial_ml = partial_ml;
+  a.out = out;
+  a.ldo = c.n_head * c.hd;
+  return a;
+}
+
 }  // namespace
 
 TEST_CASE("embedding gather and fp16 dequantization tiles equal the CPU dequantizer for every type", "[kernels]") {
@@ -277,24 +306,8 @@ TEST_CASE("split-KV attention matches cpu::attention_head over GQA shapes and se
       const std::uint32_t splits = attn_splits_for(cap, split);
       device_buffer<float> po(pos.size() * c.n_head * splits * c.hd), out(pos.size() * qd);
       device_buffer<float2> pml(pos.size() * c.n_head * splits);
-      attention_args a;
-      a.q = dq.get();
-      a.ldq = qd;
-      a.seqs = dseq.get();
-      a.query_seq = dqs.get();
-      a.query_pos = dpos.get();
-      a.layer = 0;
-      a.nq = static_cast<std::uint32_t>(pos.size());
-      a.n_head = c.n_head;
-      a.n_head_kv = c.n_head_kv;
-      a.head_dim = c.hd;
-      a.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
-      a.split = split;
-      a.max_splits = splits;
-      a.partial_o = po.get();
-      a.partial_ml = pml.get();
-      a.out = out.get();
-      a.ldo = qd;
+      const attention_case ac{c.n_head, c.n_head_kv, c.hd, 0, static_cast<std::uint32_t>(pos.size()), split, splits};
+      const attention_args a = attention_inputs(ac, dq.get(), dseq.get(), dqs.get(), dpos.get(), po.get(), pml.get(), out.get());
       attention(a, nullptr);
       const auto got = out.download();
       cpu::attention_params ap;
@@ -377,24 +390,8 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
         r.n_rot = c.hd;
         rope_qk_store_kv(r, nullptr);
       }
-      attention_args a;
-      a.q = dq.get();
-      a.ldq = qd;
-      a.seqs = dseq.get();
-      a.query_seq = dtok.get();
-      a.query_pos = dpos.get();
-      a.layer = 1;
-      a.nq = nq;
-      a.n_head = c.n_head;
-      a.n_head_kv = c.n_head_kv;
-      a.head_dim = c.hd;
-      a.scale = 1.0f / std::sqrt(static_cast<float>(c.hd));
-      a.split = split;
-      a.max_splits = splits;
-      a.partial_o = po.get();
-      a.partial_ml = pml.get();
-      a.out = out.get();
-      a.ldo = qd;
+      attention_args a = attention_inputs({c.n_head, c.n_head_kv, c.hd, 1, nq, split, splits}, dq.get(), dseq.get(),
+                                          dtok.get(), dpos.get(), po.get(), pml.get(), out.get());
       if (fused) {
         a.k_new = dk.get();
         a.ldk = kvd;
