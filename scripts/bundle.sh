@@ -18,6 +18,7 @@ out=$2
 tarball=""
 if [[ $# -ge 4 && $3 == --tar ]]; then tarball=$(realpath -m "$4"); fi
 
+rm -rf "$out/bin" "$out/lib"  # nothing left over from an earlier bundle (e.g. a removed test)
 mkdir -p "$out/bin" "$out/lib"
 
 bins=()

@@ -147,8 +147,9 @@ TEST_CASE("copy bandwidths are measured and plausible", "[runtime]") {
 
 // The bench's latency floors: a chain of tiny dependent kernels in a graph and a cooperative kernel's
 // grid barriers. Any card of the last years does each in 0.3-10 µs; 0 or a huge value means a broken
-// measurement (a graph that did not run, a hang).
-TEST_CASE("launch latencies are measured and plausible", "[runtime]") {
+// measurement (a graph that did not run, a hang). Tagged [timing]: under compute-sanitizer every launch
+// is instrumented and the bounds do not hold (the memcheck pass of gpu-host-run.sh leaves it out).
+TEST_CASE("launch latencies are measured and plausible", "[runtime][timing]") {
   const launch_latency l = measure_launch_latency();
   WARN("per dependent graph node " << l.graph_node_us << " us, with PDL " << l.graph_node_pdl_us
                                    << " us; per grid barrier " << l.grid_barrier_us << " us");
