@@ -47,6 +47,8 @@ mv_tuning parse_tuning(const std::string& spec) {
     else if (tok == "nopf") t.prefetch = 0;
     else if (tok == "pdl") t.pdl = 1;
     else if (tok == "nopdl") t.pdl = 0;
+    else if (tok == "early") t.early = 1;
+    else if (tok == "late") t.early = 0;
     else if (tok.rfind("legacy@", 0) == 0 || tok.rfind("staged@", 0) == 0 || tok.rfind("stream@", 0) == 0) {
       const std::string type = tok.substr(7);
       int id = -1;
@@ -107,21 +109,9 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const mv_params p) {
   const std::uint32_t row0 = group * R;
   if (row0 >= w0.rows) return;  // the whole warp
   const std::uint32_t nunits = U::count(w0.cols);
-  // Weights never depend on the previous kernel: start streaming this warp's rows into L2, then (when
-  // launched as a programmatic dependent) wait for the producer of x / y before reading them.
-  if (lane == 0 && p.prefetch) {
-    const std::uint32_t n = min(static_cast<std::uint32_t>(R), w0.rows - row0);
-    prefetch_rows<T>(w0, row0, n, prefetch_cap(p.prefetch));
-    if (SWIGLU) prefetch_rows<T>(w1, row0, n, prefetch_cap(p.prefetch));
-  }
-  pdl_wait_and_release();
-  const std::uint32_t ncols = p.x.ncols;
-
-  float acc[RR][NC];
-  clear(acc);
-
-  for (std::uint32_t u0 = lane; u0 < nunits; u0 += 32 * UF) {
-    typename U::w_t wr[UF][RR];
+  // A batch: UF units (32 apart) of each of the RR rows, loaded into registers before any is used.
+  typename U::w_t wr[UF][RR];
+  auto load_batch = [&](std::uint32_t u0) {
 #pragma unroll
     for (int j = 0; j < UF; ++j) {
       const std::uint32_t u = u0 + 32 * j;
@@ -133,11 +123,43 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const mv_params p) {
         }
       }
     }
+  };
+  const std::uint32_t ncols = p.x.ncols;
+  float acc[RR][NC];
+  auto add_batch = [&](std::uint32_t u0) {
 #pragma unroll
     for (int j = 0; j < UF; ++j) {
       const std::uint32_t u = u0 + 32 * j;
       if (u < nunits) mv::add_unit<T>(wr[j], p.x, u, ncols, acc);
     }
+  };
+  // Weights never depend on the previous kernel: before waiting, as a programmatic dependent, for the
+  // producer of x / y, this warp's rows are prefetched into L2 (p.prefetch) and, at one column, its first
+  // batch is loaded (p.early). That batch is peeled off the loop so that the loop stays as it was (the
+  // same loop with a per-iteration choice cost F16 ~8 %, H100 session 4 run S4-10), and only at one
+  // column: with more columns the peeled copy cost up to 17 % (more registers; H100 session 5 run S5-3).
+  if (lane == 0 && p.prefetch) {
+    const std::uint32_t n = min(static_cast<std::uint32_t>(R), w0.rows - row0);
+    prefetch_rows<T>(w0, row0, n, prefetch_cap(p.prefetch));
+    if (SWIGLU) prefetch_rows<T>(w1, row0, n, prefetch_cap(p.prefetch));
+  }
+  std::uint32_t u_begin = static_cast<std::uint32_t>(lane);
+  if constexpr (NC == 1) {
+    if (p.early) {
+      load_batch(u_begin);
+      pdl_wait_and_release();
+      clear(acc);
+      add_batch(u_begin);
+      u_begin += 32 * UF;
+    }
+  }
+  if (NC != 1 || !p.early) {
+    pdl_wait_and_release();
+    clear(acc);
+  }
+  for (std::uint32_t u0 = u_begin; u0 < nunits; u0 += 32 * UF) {
+    load_batch(u0);
+    add_batch(u0);
   }
 
   sum_lanes(acc);
@@ -218,6 +240,7 @@ template <ggml_type T, bool SWIGLU>
 void launch_type(mv_params& p, cudaStream_t stream) {
   const mv_tuning& t = tuning();
   p.prefetch = t.prefetch >= 0 ? t.prefetch : default_prefetch<T>();
+  p.early = t.early >= 0 ? t.early : 1;
   const bool pdl = t.pdl >= 0 ? t.pdl != 0 : k_default_pdl;
   const int fam = t.family_of[static_cast<int>(T)] >= 0 ? t.family_of[static_cast<int>(T)] : t.family;
   int family = fam >= 0 ? fam : default_family<T>(p.x.ncols);

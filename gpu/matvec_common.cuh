@@ -29,6 +29,7 @@ struct mv_params {
   mv_seg seg[3];
   int nseg;
   int prefetch;  // bulk-prefetch each warp's weight rows into L2 before waiting on the producer (PDL): 0 no, 1 all, 2 head
+  int early;     // legacy kernel: load the first batch of weights before waiting on the producer (0 / 1)
   matvec_x x;
 };
 
@@ -166,6 +167,7 @@ struct mv_tuning {
   int pdl = -1;             // 0 / 1
   int stream_rows = 0;      // stream, one column: rows per warp (str1 str2), 0 default
   int stream_stages = 0;    // stream, one column: pipeline depth (sts2 sts3 sts4 sts6 sts8), 0 default
+  int early = -1;           // legacy: first weights before the PDL wait (early | late), -1 default (early)
 };
 const mv_tuning& tuning();
 
