@@ -158,6 +158,62 @@ gpu::rmsnorm_args norm_to_x(const scratch& s, float* h, std::uint32_t d, const f
   return a;
 }
 
+// The tokens of one attention/RoPE launch: n queries (rows of q, q_dim apart) of the sequences in
+// `seqs`, with their sequence indices and positions. Decode and prefill differ only in these buffers.
+struct token_rows {
+  float* q;
+  const gpu::kv_seq_desc* seqs;
+  const std::int32_t* token_seq;
+  const std::int32_t* token_pos;
+  std::uint32_t n;
+};
+
+// RoPE NEOX over all of q and k (n_rot = head_dim) and the K/V store of layer l.
+gpu::rope_kv_args rope_args(const dev_model& m, const scratch& s, const token_rows& t, const float* k, const float* v,
+                            std::uint32_t l) {
+  gpu::rope_kv_args r;
+  r.q = t.q;
+  r.ldq = m.q_dim;
+  r.k = k;
+  r.ldk = m.kv_dim;
+  r.v = v;
+  r.ldv = m.kv_dim;
+  r.cos_sin = s.rope;
+  r.table_positions = s.rope_positions;
+  r.seqs = t.seqs;
+  r.token_seq = t.token_seq;
+  r.token_pos = t.token_pos;
+  r.layer = l;
+  r.n = t.n;
+  r.n_head = m.n_head;
+  r.n_head_kv = m.n_head_kv;
+  r.head_dim = m.head_dim;
+  r.n_rot = m.head_dim;
+  return r;
+}
+
+// Attention of layer l over the KV cache with `split` keys per split; the caller sets the outputs.
+gpu::attention_args attention_over_cache(const dev_model& m, const token_rows& t, std::uint32_t l, std::uint32_t split,
+                                         std::uint32_t max_splits, float* partial_o, float2* partial_ml) {
+  gpu::attention_args a;
+  a.q = t.q;
+  a.ldq = m.q_dim;
+  a.seqs = t.seqs;
+  a.query_seq = t.token_seq;
+  a.query_pos = t.token_pos;
+  a.layer = l;
+  a.nq = t.n;
+  a.n_head = m.n_head;
+  a.n_head_kv = m.n_head_kv;
+  a.head_dim = m.head_dim;
+  a.scale = m.scale;
+  a.split = split;
+  a.max_splits = max_splits;
+  a.partial_o = partial_o;
+  a.partial_ml = partial_ml;
+  return a;
+}
+
 // Q, K, V projections with their biases; weights of equal type share one launch.
 void qkv_matvec(const dev_layer& L, const gpu::matvec_x& x, const scratch& s, const dev_model& m, cudaStream_t st) {
   const gpu::matvec_out all[3] = {{L.wq, L.bq, s.q, m.q_dim, false},
@@ -276,22 +332,8 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
     gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.attn_norm, b, m.eps, fuse.pdl && l > 0), st);
     qkv_matvec(L, x, s, m, st);
 
-    gpu::attention_args a;
-    a.q = s.q;
-    a.ldq = m.q_dim;
-    a.seqs = s.seqs;
-    a.query_seq = s.tok_seq;
-    a.query_pos = s.tok_pos;
-    a.layer = l;
-    a.nq = b;
-    a.n_head = m.n_head;
-    a.n_head_kv = m.n_head_kv;
-    a.head_dim = m.head_dim;
-    a.scale = m.scale;
-    a.split = decode_split();
-    a.max_splits = s.max_splits;
-    a.partial_o = s.att_po;
-    a.partial_ml = s.att_pml;
+    const token_rows tokens{s.q, s.seqs, s.tok_seq, s.tok_pos, b};
+    gpu::attention_args a = attention_over_cache(m, tokens, l, decode_split(), s.max_splits, s.att_po, s.att_pml);
     a.out = s.xf;
     a.ldo = s.xw;
     a.out_q8 = s.xq;
@@ -310,25 +352,7 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
       a.cos_sin = s.rope;
       a.table_positions = s.rope_positions;
     } else {
-      gpu::rope_kv_args r;
-      r.q = s.q;
-      r.ldq = m.q_dim;
-      r.k = s.k;
-      r.ldk = m.kv_dim;
-      r.v = s.v;
-      r.ldv = m.kv_dim;
-      r.cos_sin = s.rope;
-      r.table_positions = s.rope_positions;
-      r.seqs = s.seqs;
-      r.token_seq = s.tok_seq;
-      r.token_pos = s.tok_pos;
-      r.layer = l;
-      r.n = b;
-      r.n_head = m.n_head;
-      r.n_head_kv = m.n_head_kv;
-      r.head_dim = m.head_dim;
-      r.n_rot = m.head_dim;
-      gpu::rope_qk_store_kv(r, st);
+      gpu::rope_qk_store_kv(rope_args(m, s, tokens, s.k, s.v, l), st);
     }
     gpu::attention(a, st);
 
@@ -394,47 +418,17 @@ void run_prefill_chunk(const pass_context& pc, std::uint32_t n, bool want_logits
     gemm(L.wk, s.a16, s.aw, s.pk, m.kv_dim, false);
     gemm(L.wv, s.a16, s.aw, s.pv, m.kv_dim, false);
 
-    gpu::rope_kv_args r;
-    r.q = s.pq;
-    r.ldq = m.q_dim;
-    r.k = s.pk;
-    r.ldk = m.kv_dim;
-    r.v = s.pv;
-    r.ldv = m.kv_dim;
+    gpu::rope_kv_args r = rope_args(m, s, {s.pq, s.p_seq, s.p_tok_seq, s.p_tok_pos, n}, s.pk, s.pv, l);
     r.q_bias = L.bq;
     r.k_bias = L.bk;
     r.v_bias = L.bv;
-    r.cos_sin = s.rope;
-    r.table_positions = s.rope_positions;
-    r.seqs = s.p_seq;
-    r.token_seq = s.p_tok_seq;
-    r.token_pos = s.p_tok_pos;
-    r.layer = l;
-    r.n = n;
-    r.n_head = m.n_head;
-    r.n_head_kv = m.n_head_kv;
-    r.head_dim = m.head_dim;
-    r.n_rot = m.head_dim;
     gpu::rope_qk_store_kv(r, st);
 
     for (std::uint32_t q0 = 0; q0 < n; q0 += k_query_slice) {
       const std::uint32_t nq = std::min(k_query_slice, n - q0);
-      gpu::attention_args a;
-      a.q = s.pq + static_cast<std::size_t>(q0) * m.q_dim;
-      a.ldq = m.q_dim;
-      a.seqs = s.p_seq;
-      a.query_seq = s.p_tok_seq + q0;
-      a.query_pos = s.p_tok_pos + q0;
-      a.layer = l;
-      a.nq = nq;
-      a.n_head = m.n_head;
-      a.n_head_kv = m.n_head_kv;
-      a.head_dim = m.head_dim;
-      a.scale = m.scale;
-      a.split = gpu::k_attn_split_prefill;
-      a.max_splits = s.max_splits_prefill;
-      a.partial_o = s.p_att_po;
-      a.partial_ml = s.p_att_pml;
+      const token_rows slice{s.pq + static_cast<std::size_t>(q0) * m.q_dim, s.p_seq, s.p_tok_seq + q0, s.p_tok_pos + q0, nq};
+      gpu::attention_args a = attention_over_cache(m, slice, l, gpu::k_attn_split_prefill, s.max_splits_prefill,
+                                                   s.p_att_po, s.p_att_pml);
       a.out_f16 = s.a16 + static_cast<std::size_t>(q0) * s.aw;
       a.ld_f16 = s.aw;
       gpu::attention(a, st);

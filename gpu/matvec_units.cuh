@@ -39,6 +39,18 @@ __device__ __forceinline__ void k4_sc_m_pair(const uint4& hd, std::uint32_t c, i
   m0 = static_cast<int>((mn >> shift) & 0xFF);
   m1 = static_cast<int>((mn >> (shift + 8)) & 0xFF);
 }
+// d·sc and dmin·m of sub-blocks 2c and 2c+1 from a Q4_K/Q5_K super-block header hd (d, dmin as fp16).
+__device__ __forceinline__ void k_scales(const uint4& hd, std::uint32_t c, float& dsc_lo, float& dsc_hi, float& dm_lo,
+                                         float& dm_hi) {
+  const float d = half_bits_to_float(static_cast<std::uint16_t>(hd.x & 0xFFFF));
+  const float dmin = half_bits_to_float(static_cast<std::uint16_t>(hd.x >> 16));
+  int sc0, m0, sc1, m1;
+  k4_sc_m_pair(hd, c, sc0, m0, sc1, m1);
+  dsc_lo = __fmul_rn(d, static_cast<float>(sc0));
+  dsc_hi = __fmul_rn(d, static_cast<float>(sc1));
+  dm_lo = __fmul_rn(dmin, static_cast<float>(m0));
+  dm_hi = __fmul_rn(dmin, static_cast<float>(m1));
+}
 __device__ __forceinline__ int word(const uint4& v, int i) { return static_cast<int>(i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w); }
 
 __device__ __forceinline__ std::size_t xq_off(const matvec_x& x, std::uint32_t c) { return static_cast<std::size_t>(c) * x.ld_q8; }
@@ -111,14 +123,7 @@ struct unit<ggml_type::q4_k> {
       o.lo[4 + i] = word(pc[2], i) & 0x0F0F0F0F;
       o.hi[4 + i] = (word(pc[2], i) >> 4) & 0x0F0F0F0F;
     }
-    const float d = half_bits_to_float(static_cast<std::uint16_t>(hd.x & 0xFFFF));
-    const float dmin = half_bits_to_float(static_cast<std::uint16_t>(hd.x >> 16));
-    int sc0, m0, sc1, m1;
-    k4_sc_m_pair(hd, c, sc0, m0, sc1, m1);
-    o.dsc_lo = __fmul_rn(d, static_cast<float>(sc0));
-    o.dsc_hi = __fmul_rn(d, static_cast<float>(sc1));
-    o.dm_lo = __fmul_rn(dmin, static_cast<float>(m0));
-    o.dm_hi = __fmul_rn(dmin, static_cast<float>(m1));
+    k_scales(hd, c, o.dsc_lo, o.dsc_hi, o.dm_lo, o.dm_hi);
   }
   __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
     const std::uint32_t b = u >> 2, c = u & 3;
@@ -169,14 +174,11 @@ struct unit<ggml_type::q5_k> {
       o.lo[i] = (word(q, i) & 0x0F0F0F0F) | (((hb >> (2 * c)) & 0x01010101) << 4);
       o.hi[i] = ((word(q, i) >> 4) & 0x0F0F0F0F) | (((hb >> (2 * c + 1)) & 0x01010101) << 4);
     }
-    const float d = half_bits_to_float(static_cast<std::uint16_t>(hd.x & 0xFFFF));
-    const float dmin = half_bits_to_float(static_cast<std::uint16_t>(hd.x >> 16));
-    int sc0, m0, sc1, m1;
-    k4_sc_m_pair(hd, c, sc0, m0, sc1, m1);
-    o.dsc_lo = __fmul_rn(d, static_cast<float>(sc0));
-    o.dsc_hi = __fmul_rn(d, static_cast<float>(sc1));
-    o.dm_lo = h == 0 ? __fmul_rn(dmin, static_cast<float>(m0)) : 0.0f;
-    o.dm_hi = h == 0 ? __fmul_rn(dmin, static_cast<float>(m1)) : 0.0f;
+    k_scales(hd, c, o.dsc_lo, o.dsc_hi, o.dm_lo, o.dm_hi);
+    if (h != 0) {  // the min term of a whole sub-block comes with its first half only
+      o.dm_lo = 0.0f;
+      o.dm_hi = 0.0f;
+    }
   }
   __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
     const std::uint32_t b = u >> 3, c = (u >> 1) & 3, h = u & 1;
