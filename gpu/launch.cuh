@@ -6,18 +6,21 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <utility>
 
 #include "gpu/gpu_error.hpp"
 
 namespace worker::gpu {
 
+// With `shared_bytes` of dynamic shared memory per block.
 template <typename... KernelParams, typename... Args>
-void launch_maybe_pdl(void (*kernel)(KernelParams...), dim3 grid, dim3 block, bool pdl, cudaStream_t stream,
-                      Args&&... args) {
+void launch_maybe_pdl_shared(void (*kernel)(KernelParams...), dim3 grid, dim3 block, std::size_t shared_bytes, bool pdl,
+                             cudaStream_t stream, Args&&... args) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
+  cfg.dynamicSmemBytes = shared_bytes;
   cfg.stream = stream;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -25,6 +28,12 @@ void launch_maybe_pdl(void (*kernel)(KernelParams...), dim3 grid, dim3 block, bo
   cfg.attrs = attr;
   cfg.numAttrs = pdl ? 1 : 0;
   WORKER_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...));
+}
+
+template <typename... KernelParams, typename... Args>
+void launch_maybe_pdl(void (*kernel)(KernelParams...), dim3 grid, dim3 block, bool pdl, cudaStream_t stream,
+                      Args&&... args) {
+  launch_maybe_pdl_shared(kernel, grid, block, 0, pdl, stream, std::forward<Args>(args)...);
 }
 
 }  // namespace worker::gpu

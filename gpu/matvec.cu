@@ -24,6 +24,15 @@ mv_tuning parse_tuning(const std::string& spec) {
     if (tok == "legacy") t.family = 0;
     else if (tok == "staged") t.family = 1;
     else if (tok == "stream") t.family = 2;
+    else if (tok == "fanout") t.family = 3;
+    else if (tok == "ft1" || tok == "ft2") t.fanout_task_rows = tok[2] - '0';
+    else if (tok == "fu1" || tok == "fu2" || tok == "fu4") t.fanout_task_units = tok[2] - '0';
+    else if (tok.size() > 2 && (tok.rfind("fb", 0) == 0 || tok.rfind("fs", 0) == 0) &&
+             tok.find_first_not_of("0123456789", 2) == std::string::npos && tok.size() <= 6) {
+      const int n = std::stoi(tok.substr(2));
+      if (tok[1] == 'b') t.fanout_rows = n;
+      else t.fanout_below = n;
+    }
     else if (tok == "str1" || tok == "str2") {
       t.family = 2;
       t.stream_rows = tok[3] - '0';
@@ -49,14 +58,15 @@ mv_tuning parse_tuning(const std::string& spec) {
     else if (tok == "nopdl") t.pdl = 0;
     else if (tok == "early") t.early = 1;
     else if (tok == "late") t.early = 0;
-    else if (tok.rfind("legacy@", 0) == 0 || tok.rfind("staged@", 0) == 0 || tok.rfind("stream@", 0) == 0) {
+    else if (tok.rfind("legacy@", 0) == 0 || tok.rfind("staged@", 0) == 0 || tok.rfind("stream@", 0) == 0 ||
+             tok.rfind("fanout@", 0) == 0) {
       const std::string type = tok.substr(7);
       int id = -1;
       for (const ggml_type ty : {ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k, ggml_type::q8_0, ggml_type::q4_0,
                                 ggml_type::q5_0, ggml_type::f16, ggml_type::bf16, ggml_type::f32})
         if (type == model::type_name(ty)) id = static_cast<int>(ty);
       if (id < 0 || id >= 32) throw gpu_error(gpu_error_code::invalid_argument, "matvec variant: unknown type in " + tok);
-      t.family_of[id] = tok.rfind("legacy@", 0) == 0 ? 0 : (tok.rfind("staged@", 0) == 0 ? 1 : 2);
+      t.family_of[id] = tok.rfind("legacy@", 0) == 0 ? 0 : tok.rfind("staged@", 0) == 0 ? 1 : tok.rfind("stream@", 0) == 0 ? 2 : 3;
     } else throw gpu_error(gpu_error_code::invalid_argument, "matvec variant: unknown token " + tok);
   }
   return t;
@@ -218,17 +228,20 @@ bool launch_variant(mv_params& p, bool pdl, cudaStream_t stream) {
   return false;
 }
 
-// Defaults (measured on an H100, docs/performance.md, session 3 runs 5-6, Q4_K_M / Q8_0 / F16 files):
-// - one column: the streaming kernel for the K-quants (Q4_K_M 355 tok/s vs 272 staged, 304 legacy) and
-//   for Q8_0 (286 vs 276 legacy, 189 staged); the legacy kernel for F16 (178 vs 161 streaming).
+// Defaults (measured on an H100, docs/performance.md, session 3 runs 5-6 and session 6 runs S6-1…3,
+// Q4_K_M / Q8_0 / F16 files):
+// - one column: the streaming kernel for the K-quants (Q4_K_M 355 tok/s vs 272 staged, 304 legacy; the
+//   fan-out kernel 338–347); the fan-out kernel for Q8_0 (302 vs 288–291 streaming, S6-3) and for F16
+//   (181–182 vs 175 legacy, S6-2/3).
 // - 2-16 columns: the legacy kernel (4 columns, Q4_K_M: 705 vs 645 streaming, 591 staged; Q8_0 709 vs
 //   638), except F16 at 2-4 columns, staged (369 vs 334 legacy).
 // All families give identical bits, so the choice by column count keeps batch invariance. The L2
 // bulk prefetch cost 7-17 % for Q8_0 and F16 and gained nothing for staged: off.
 template <ggml_type T>
 int default_family(std::uint32_t ncols) {
-  constexpr bool streamed = T == ggml_type::q4_k || T == ggml_type::q5_k || T == ggml_type::q6_k || T == ggml_type::q8_0;
-  if (ncols <= 1) return streamed ? 2 : 0;
+  constexpr bool streamed = T == ggml_type::q4_k || T == ggml_type::q5_k || T == ggml_type::q6_k;
+  constexpr bool fanned = T == ggml_type::q8_0 || T == ggml_type::f16;
+  if (ncols <= 1) return streamed ? 2 : fanned ? 3 : 0;
   if (T == ggml_type::f16) return ncols <= 4 ? 1 : 0;
   return 0;
 }
@@ -236,14 +249,27 @@ template <ggml_type T>
 constexpr int default_prefetch() { return 0; }
 constexpr bool k_default_pdl = true;
 
+// Weights of one launch (every segment; gate and up for SwiGLU).
+std::uint64_t launch_weights(const mv_params& p, bool swiglu) {
+  std::uint64_t n = 0;
+  for (int s = 0; s < (swiglu ? 2 : p.nseg); ++s) n += static_cast<std::uint64_t>(p.seg[s].w.rows) * p.seg[s].w.cols;
+  return n;
+}
+
 template <ggml_type T, bool SWIGLU>
 void launch_type(mv_params& p, cudaStream_t stream) {
   const mv_tuning& t = tuning();
   p.prefetch = t.prefetch >= 0 ? t.prefetch : default_prefetch<T>();
   p.early = t.early >= 0 ? t.early : 1;
   const bool pdl = t.pdl >= 0 ? t.pdl != 0 : k_default_pdl;
-  const int fam = t.family_of[static_cast<int>(T)] >= 0 ? t.family_of[static_cast<int>(T)] : t.family;
+  int fam = t.family_of[static_cast<int>(T)] >= 0 ? t.family_of[static_cast<int>(T)] : t.family;
+  if (fam < 0 && t.fanout_below >= 0 && launch_weights(p, SWIGLU) <= (static_cast<std::uint64_t>(t.fanout_below) << 20)) fam = 3;
   int family = fam >= 0 ? fam : default_family<T>(p.x.ncols);
+  if (family == 3) {
+    if (launch_fanout<T, SWIGLU>(p, pdl, stream)) return;
+    // More columns than the fan-out kernel takes, or rows too long for its shared memory.
+    family = default_family<T>(p.x.ncols) == 3 ? 0 : default_family<T>(p.x.ncols);
+  }
   if (family == 2) {
     if (launch_stream<T, SWIGLU>(p, pdl, stream)) return;
     family = default_family<T>(p.x.ncols) == 1 ? 1 : 0;  // more columns than the streaming kernels take

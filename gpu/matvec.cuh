@@ -13,11 +13,12 @@
 // units a lane owns and the order of every addition never depend on R or on the number of columns, so
 // column c's result is bit-identical alone or in a batch of 16 (batch invariance).
 //
-// Three kernel families implement this split with the same addition order, so their results are
+// Four kernel families implement this split with the same addition order, so their results are
 // bit-identical: the legacy kernel (matvec.cu) loads each lane's units straight into registers; the
 // staged kernel (matvec_staged.cu) moves the weight bytes through a per-lane cp.async ring in shared
 // memory; the streaming kernel (matvec_stream.cu) keeps that ring full across rows in a persistent
-// grid (each warp walks many row groups). matvec() picks one per weight type and column count
+// grid (each warp walks many row groups); the fan-out kernel (matvec_fanout.cu, one column) has any
+// thread compute any unit's dot into shared memory and adds them afterwards in the lane order. matvec() picks one per weight type and column count
 // (measured defaults, see docs/performance.md); set_matvec_variant() overrides the choice for
 // benchmarks and tests.
 #pragma once

@@ -127,8 +127,23 @@ __device__ __forceinline__ void pdl_wait_and_release() {
   asm volatile("griddepcontrol.launch_dependents;");
 }
 
+// Writes one result: y = silu(gate)·up for SWIGLU (sum = gate's, up = up's), otherwise
+// y = (accumulate ? y : 0) + bias + sum. Every kernel family ends with this epilogue.
+template <bool SWIGLU>
+__device__ __forceinline__ void store_one(const mv_seg& sg, std::uint32_t row, std::uint32_t c, float sum, float up) {
+  float* y = sg.y + static_cast<std::size_t>(c) * sg.ldy + row;
+  if (SWIGLU) {
+    *y = __fmul_rn(silu(sum), up);
+  } else {
+    float v = sum;
+    if (sg.bias) v = __fadd_rn(v, sg.bias[row]);
+    if (sg.accumulate) v = __fadd_rn(*y, v);
+    *y = v;
+  }
+}
+
 // Writes the warp's results: lane (r·NC + c) mod 32 writes row r of column c. SWIGLU: acc rows [0, R) are
-// gate, [R, 2R) up, and y = silu(gate)·up; otherwise y = (accumulate ? y : 0) + bias + acc.
+// gate, [R, 2R) up.
 template <int R, int NC, bool SWIGLU, int RR>
 __device__ __forceinline__ void store_rows(const mv_seg& sg, std::uint32_t rows, std::uint32_t row0, std::uint32_t ncols,
                                            int lane, const float (&acc)[RR][NC]) {
@@ -138,26 +153,20 @@ __device__ __forceinline__ void store_rows(const mv_seg& sg, std::uint32_t rows,
     for (int c = 0; c < NC; ++c) {
       const std::uint32_t row = row0 + static_cast<std::uint32_t>(r);
       if (lane != ((r * NC + c) & 31) || row >= rows || c >= static_cast<int>(ncols)) continue;
-      float* y = sg.y + static_cast<std::size_t>(c) * sg.ldy + row;
-      if (SWIGLU) {
-        *y = __fmul_rn(silu(acc[r][c]), acc[r + R][c]);
-      } else {
-        float v = acc[r][c];
-        if (sg.bias) v = __fadd_rn(v, sg.bias[row]);
-        if (sg.accumulate) v = __fadd_rn(*y, v);
-        *y = v;
-      }
+      store_one<SWIGLU>(sg, row, static_cast<std::uint32_t>(c), acc[r][c], SWIGLU ? acc[(r + R) % RR][c] : 0.0f);
     }
 }
 
 // Process-wide tuning switches, parsed once from WORKER_ORCD_MATVEC_VARIANT (comma-separated tokens) or
-// set by set_matvec_variant(): kernel family (legacy | staged | stream, or legacy@TYPE / staged@TYPE /
-// stream@TYPE for one weight type, e.g. legacy@q6_k), stream rows / depth / header sharing at one column
+// set by set_matvec_variant(): kernel family (legacy | staged | stream | fanout, or legacy@TYPE /
+// staged@TYPE / stream@TYPE / fanout@TYPE for one weight type, e.g. legacy@q6_k; fanout only at one
+// column, fsN: fan-out for launches of at most N·2^20 weights; fan-out rows per block fbN, rows per
+// thread task ft1 ft2, units per task fu1 fu2 fu4), stream rows / depth / header sharing at one column
 // (str1 str2, sts2 sts3 sts4 sts6 sts8), staged pipeline depth (s2 s3 s4 s6 s8) and
 // rows per warp at one column (r1 r2 with s4), legacy variants (r1u4 r1u2 r2u2 r2u4 r4u1), L2 prefetch
 // (pf | pfhead | nopf) and programmatic dependent launch (pdl | nopdl). -1: the measured per-type default.
 struct mv_tuning {
-  int family = -1;          // 0 legacy, 1 staged, 2 stream
+  int family = -1;          // 0 legacy, 1 staged, 2 stream, 3 fanout
   int family_of[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                        -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1};  // per ggml type: legacy@q6_k
   int stages = 0;           // staged, one column: 0 default
@@ -168,6 +177,10 @@ struct mv_tuning {
   int stream_rows = 0;      // stream, one column: rows per warp (str1 str2), 0 default
   int stream_stages = 0;    // stream, one column: pipeline depth (sts2 sts3 sts4 sts6 sts8), 0 default
   int early = -1;           // legacy: first weights before the PDL wait (early | late), -1 default (early)
+  int fanout_rows = 0;      // fan-out: rows per block (fb2 … fb64), 0 default (sized to the matrix)
+  int fanout_task_rows = 0; // fan-out: rows per thread task (ft1 ft2), 0 default
+  int fanout_task_units = 0; // fan-out: consecutive units per thread task (fu1 fu2 fu4), 0 default
+  int fanout_below = -1;    // fan-out for launches of at most N·2^20 weights (fsN), the rest by default; -1 unset
 };
 const mv_tuning& tuning();
 
@@ -185,5 +198,10 @@ void launch_staged(mv_params& p, bool pdl, cudaStream_t stream);
 // 1..4 columns; false when it does not handle this column count (the caller falls back).
 template <ggml_type T, bool SWIGLU>
 bool launch_stream(mv_params& p, bool pdl, cudaStream_t stream);
+
+// The fan-out kernel family for type T (matvec_fanout.cu), one column only; false for more columns
+// (the caller falls back).
+template <ggml_type T, bool SWIGLU>
+bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream);
 
 }  // namespace worker::gpu::mvk

@@ -100,7 +100,7 @@ __device__ __forceinline__ float dot32(const int w[8], const x16 (&x)[2], float 
 template <>
 struct unit<ggml_type::q4_k> {
   static constexpr bool q8 = true;
-  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 4; }
+  __host__ __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 4; }
   struct w_t { int lo[8], hi[8]; float dsc_lo, dsc_hi, dm_lo, dm_hi; };
   struct x_t { x16 a[2], b[2]; float4 ds_a, ds_b; };  // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles)
   static constexpr int pieces = 3;  // header (d, dmin, scales), qs bytes 0..15 and 16..31 of the chunk
@@ -150,7 +150,7 @@ struct unit<ggml_type::q4_k> {
 template <>
 struct unit<ggml_type::q5_k> {
   static constexpr bool q8 = true;
-  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 8; }
+  __host__ __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 8; }
   struct w_t { int lo[4], hi[4]; float dsc_lo, dsc_hi, dm_lo, dm_hi; };
   struct x_t { x16 a, b; float4 ds_a, ds_b; };  // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles)
   static constexpr int pieces = 3;  // header, 16 qh bytes, 16 qs bytes
@@ -203,7 +203,7 @@ struct unit<ggml_type::q5_k> {
 template <>
 struct unit<ggml_type::q6_k> {
   static constexpr bool q8 = true;
-  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 4; }
+  __host__ __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 4; }
   struct w_t { int q[4][4]; float dsc[4]; };
   struct x_t { x16 q[4]; float dh[4], dl[4]; };
   static constexpr int pieces = 3;  // ql, ql, qh
@@ -269,7 +269,7 @@ struct unit<ggml_type::q6_k> {
 template <>
 struct unit<ggml_type::q8_0> {
   static constexpr bool q8 = true;
-  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 32; }
+  __host__ __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 32; }
   struct w_t { int q[8]; float d; };
   struct x_t { x16 a, b; float4 ds; };
   static constexpr int pieces = 2;
@@ -314,7 +314,7 @@ struct unit<ggml_type::q8_0> {
 template <>
 struct unit<ggml_type::q4_0> {
   static constexpr bool q8 = true;
-  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 32; }
+  __host__ __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 32; }
   struct w_t { int lo[4], hi[4]; float d; };
   struct x_t { x16 a, b; float4 ds; };
   static constexpr int pieces = 1;
@@ -365,7 +365,7 @@ __device__ __forceinline__ int spread4_to_bit4(std::uint32_t v) {
 template <>
 struct unit<ggml_type::q5_0> {
   static constexpr bool q8 = true;
-  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 32; }
+  __host__ __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 32; }
   using w_t = unit<ggml_type::q4_0>::w_t;
   using x_t = unit<ggml_type::q4_0>::x_t;
   static constexpr int pieces = 1;
@@ -397,7 +397,7 @@ template <ggml_type T>
 struct float_unit {
   static constexpr bool q8 = false;
   static constexpr int per = T == ggml_type::f32 ? 4 : 8;  // elements per unit
-  __device__ static std::uint32_t count(std::uint32_t cols) { return cols / per; }
+  __host__ __device__ static std::uint32_t count(std::uint32_t cols) { return cols / per; }
   struct w_t { float v[per]; };
   struct x_t { float v[per]; };
   static constexpr int pieces = 1;
