@@ -25,7 +25,8 @@ mv_tuning parse_tuning(const std::string& spec) {
     else if (tok == "staged") t.family = 1;
     else if (tok == "stream") t.family = 2;
     else if (tok == "fanout") t.family = 3;
-    else if (tok == "ft1" || tok == "ft2") t.fanout_task_rows = tok[2] - '0';
+    else if (tok == "ft1" || tok == "ft2" || tok == "ft4") t.fanout_task_rows = tok[2] - '0';
+    else if (tok == "ftrim") t.fanout_trim = 1;
     else if (tok == "fu1" || tok == "fu2" || tok == "fu4") t.fanout_task_units = tok[2] - '0';
     else if (tok.size() > 2 && (tok.rfind("fb", 0) == 0 || tok.rfind("fs", 0) == 0) &&
              tok.find_first_not_of("0123456789", 2) == std::string::npos && tok.size() <= 6) {
@@ -228,11 +229,11 @@ bool launch_variant(mv_params& p, bool pdl, cudaStream_t stream) {
   return false;
 }
 
-// Defaults (measured on an H100, docs/performance.md, session 3 runs 5-6 and session 6 runs S6-1…3,
+// Defaults (measured on an H100, docs/performance.md, session 3 runs 5-6 and session 6 runs S6-1…6,
 // Q4_K_M / Q8_0 / F16 files):
 // - one column: the streaming kernel for the K-quants (Q4_K_M 355 tok/s vs 272 staged, 304 legacy; the
-//   fan-out kernel 338–347); the fan-out kernel for Q8_0 (302 vs 288–291 streaming, S6-3) and for F16
-//   (181–182 vs 175 legacy, S6-2/3).
+//   fan-out kernel 323–366); the fan-out kernel for Q8_0 (300–302 vs 288–291 streaming, S6-3/4/6) and
+//   for F16 (187 vs 175 legacy, S6-4/6).
 // - 2-16 columns: the legacy kernel (4 columns, Q4_K_M: 705 vs 645 streaming, 591 staged; Q8_0 709 vs
 //   638), except F16 at 2-4 columns, staged (369 vs 334 legacy).
 // All families give identical bits, so the choice by column count keeps batch invariance. The L2

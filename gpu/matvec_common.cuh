@@ -161,7 +161,7 @@ __device__ __forceinline__ void store_rows(const mv_seg& sg, std::uint32_t rows,
 // set by set_matvec_variant(): kernel family (legacy | staged | stream | fanout, or legacy@TYPE /
 // staged@TYPE / stream@TYPE / fanout@TYPE for one weight type, e.g. legacy@q6_k; fanout only at one
 // column, fsN: fan-out for launches of at most N·2^20 weights; fan-out rows per block fbN, rows per
-// thread task ft1 ft2, units per task fu1 fu2 fu4), stream rows / depth / header sharing at one column
+// thread task ft1 ft2 ft4, units per task fu1 fu2 fu4, ftrim), stream rows / depth / header sharing at one column
 // (str1 str2, sts2 sts3 sts4 sts6 sts8), staged pipeline depth (s2 s3 s4 s6 s8) and
 // rows per warp at one column (r1 r2 with s4), legacy variants (r1u4 r1u2 r2u2 r2u4 r4u1), L2 prefetch
 // (pf | pfhead | nopf) and programmatic dependent launch (pdl | nopdl). -1: the measured per-type default.
@@ -178,8 +178,9 @@ struct mv_tuning {
   int stream_stages = 0;    // stream, one column: pipeline depth (sts2 sts3 sts4 sts6 sts8), 0 default
   int early = -1;           // legacy: first weights before the PDL wait (early | late), -1 default (early)
   int fanout_rows = 0;      // fan-out: rows per block (fb2 … fb64), 0 default (sized to the matrix)
-  int fanout_task_rows = 0; // fan-out: rows per thread task (ft1 ft2), 0 default
+  int fanout_task_rows = 0; // fan-out: rows per thread task (ft1 ft2 ft4; ft4 with one unit), 0 default
   int fanout_task_units = 0; // fan-out: consecutive units per thread task (fu1 fu2 fu4), 0 default
+  int fanout_trim = -1;      // fan-out: one-round blocks with only the warps their tasks need (ftrim), -1 default
   int fanout_below = -1;    // fan-out for launches of at most N·2^20 weights (fsN), the rest by default; -1 unset
 };
 const mv_tuning& tuning();

@@ -26,8 +26,7 @@ namespace worker::gpu::mvk {
 
 namespace {
 
-constexpr int k_fan_threads = 256;
-constexpr int k_fan_warps = k_fan_threads / 32;
+constexpr int k_fan_threads = 256;  // at most: blocks whose tasks fit in one round get as many as their tasks (ftrim)
 constexpr int k_fan_blocks_per_sm = 3;  // blocks per SM the register budget is set for (fan_min_blocks)
 constexpr std::size_t k_fan_max_smem = 48 * 1024;  // static limit without the opt-in attribute
 
@@ -119,7 +118,7 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
   pdl_wait_and_release();
   while (t < g.tasks) {
     compute(t, raw);
-    t += k_fan_threads;
+    t += blockDim.x;
     if (t < g.tasks) load(t, raw);
   }
   __syncthreads();
@@ -131,7 +130,7 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
     for (std::uint32_t u = static_cast<std::uint32_t>(lane); u < nunits; u += 32) acc = __fadd_rn(acc, dots[lr * nunits + u]);
     return warp_sum(acc);
   };
-  for (std::uint32_t r = threadIdx.x >> 5; r < br && row0 + r < rows; r += k_fan_warps) {
+  for (std::uint32_t r = threadIdx.x >> 5; r < br && row0 + r < rows; r += blockDim.x >> 5) {
     const float a = row_sum(r);
     const float b = SWIGLU ? row_sum(br + r) : 0.0f;
     if (lane == 0) store_one<SWIGLU>(sg, row0 + r, 0, a, b);
@@ -157,7 +156,11 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows) {
     blocks += (p.seg[s].w.rows + br - 1) / br;
   }
   if (SWIGLU) p.seg[1].block_begin = 0;
-  launch_maybe_pdl_shared(matvec_fanout_kernel<T, SWIGLU, RT, UT>, dim3(blocks), dim3(k_fan_threads), smem_of(br), pdl,
+  // With ftrim, a block whose tasks fit in one round gets as many warps as they need (no idle warp
+  // holding registers that another block could use).
+  const std::uint32_t threads =
+      tuning().fanout_trim == 1 ? std::min<std::uint32_t>(k_fan_threads, (g.tasks + 31) / 32 * 32) : k_fan_threads;
+  launch_maybe_pdl_shared(matvec_fanout_kernel<T, SWIGLU, RT, UT>, dim3(blocks), dim3(threads), smem_of(br), pdl,
                           stream, p, g);
   return true;
 }
@@ -167,20 +170,17 @@ constexpr bool tunable() {
   return T == ggml_type::q4_k || T == ggml_type::q6_k || T == ggml_type::q8_0 || T == ggml_type::f16;
 }
 
-// Per-type defaults (H100, session 6 runs S6-2/3, against the variants fu1/fu2/fu4, ft1/ft2 and
-// fb2…fb32): two rows per task everywhere (the activation loads of a unit serve both; one row lost
-// 5–35 %); F16 two units per task (32 bytes of a row: 181 tok/s vs 178 with one) in blocks of 2 rows
-// (4: 176, 8: 174, 16: 163); the others one unit per task in blocks of 4 rows (Q8_0: 302 tok/s vs 295
-// with the heights of S6-2, 282 with 16, 250 with 32). (The K-quants are slower here than in the
-// streaming kernel at every height tried: Q4_K_M 323–347 vs 362.)
+// Per-type defaults (H100, session 6 runs S6-2/3/6, against the variants fu1/fu2/fu4, ft1/ft2/ft4,
+// fb2…fb32 and ftrim): F16 four rows and one unit per task in blocks of 4 rows (187 tok/s; two rows ×
+// two units 181, × one unit 178; one row 155–175); the others two rows and one unit per task in
+// blocks of 4 rows (Q8_0: 300–302 tok/s; 282 with 2 rows, 298 with 8, 282 with 16, 250 with 32; four
+// rows per task 293–299). Rows per task share the activation loads of a unit. (The K-quants keep the
+// streaming kernel: here 323–347 tok/s with two rows per task vs 362, 366 with four rows and ftrim.)
 template <ggml_type T>
-constexpr int default_task_units() {
-  return T == ggml_type::f16 ? 2 : 1;
+constexpr int default_task_rows() {
+  return T == ggml_type::f16 ? 4 : 2;
 }
-template <ggml_type T>
-constexpr int default_block_rows() {
-  return T == ggml_type::f16 ? 2 : 4;
-}
+constexpr int k_default_block_rows = 4;
 
 }  // namespace
 
@@ -188,13 +188,15 @@ template <ggml_type T, bool SWIGLU>
 bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
   if (p.x.ncols != 1) return false;
   const mv_tuning& t = tuning();
-  const int rows = t.fanout_rows ? t.fanout_rows : default_block_rows<T>();
+  const int rows = t.fanout_rows ? t.fanout_rows : k_default_block_rows;
   if constexpr (tunable<T>()) {
     using launcher = bool (*)(mv_params&, bool, cudaStream_t, int);
-    const int rt = t.fanout_task_rows ? t.fanout_task_rows : 2;
-    const int ut = t.fanout_task_units ? t.fanout_task_units : default_task_units<T>();
-    const launcher chosen = rt == 1 ? (ut == 4 ? launch_rt<T, SWIGLU, 1, 4> : ut == 2 ? launch_rt<T, SWIGLU, 1, 2> : launch_rt<T, SWIGLU, 1, 1>)
-                                    : (ut == 4 ? launch_rt<T, SWIGLU, 2, 4> : ut == 2 ? launch_rt<T, SWIGLU, 2, 2> : launch_rt<T, SWIGLU, 2, 1>);
+    const int rt = t.fanout_task_rows ? t.fanout_task_rows : default_task_rows<T>();
+    const int ut = t.fanout_task_units ? t.fanout_task_units : 1;
+    const launcher chosen =
+        rt == 4   ? launch_rt<T, SWIGLU, 4, 1>
+        : rt == 1 ? (ut == 4 ? launch_rt<T, SWIGLU, 1, 4> : ut == 2 ? launch_rt<T, SWIGLU, 1, 2> : launch_rt<T, SWIGLU, 1, 1>)
+                  : (ut == 4 ? launch_rt<T, SWIGLU, 2, 4> : ut == 2 ? launch_rt<T, SWIGLU, 2, 2> : launch_rt<T, SWIGLU, 2, 1>);
     return chosen(p, pdl, stream, rows);
   }
   return launch_rt<T, SWIGLU, 2, 1>(p, pdl, stream, rows);
