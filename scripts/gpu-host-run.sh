@@ -7,7 +7,7 @@
 # usage: scripts/gpu-host-run.sh BUNDLE(.tar.xz or dir) OUT_DIR [--tokenizer-tar FILE.tar.xz] [--skip-tests]
 #        [--skip-sanitizer] [--skip-bench] [--tests REGEX] [--bench-models "q4_k_m q8_0 f16"] [--full-test]
 #        [--profile] [--bench-variants "default staged,s6 legacy,fuse-norope off-rmsnorm ..."] [--bench-batch 1,4,16]
-#        [--gen-tokens N] [--ncu-detail]
+#        [--gen-tokens N] [--ncu-detail] [--profile-model q4_k_m|q8_0|f16]
 # --bench-variants benchmarks each model once per variant (comma-separated tokens): matvec tuning tokens
 # (gpu/matvec.cuh set_matvec_variant, passed as bench --matvec-variant), "default" for none, and
 # fuse-norope (RoPE in a launch of its own) / fuse-merge / fuse-pdl for the decode launch fusions and
@@ -17,9 +17,10 @@
 # (WORKER_ORCD_GRAPH_DISABLE: what they cost on the critical path; the tokens are garbage); a table of
 # decode tokens/s per variant ends the summary.
 # --full-test runs gpu_engine_full_test (CPU vs CUDA engine on the generated 7B files) after the bench;
-# --profile times every kernel of one decode step of the Q4_K_M model with ncu (one replay per kernel).
+# --profile times every kernel of one decode step of the Q4_K_M model (--profile-model: another of the
+# benchmarked files) with ncu (one replay per kernel).
 # --ncu-detail: ncu's throughput, occupancy, warp-state and memory sections for the matvec launches of one
-# decode layer (Q4_K_M, batch 1), in ncu-detail.txt.
+# decode layer (that model, batch 1), in ncu-detail.txt.
 # The tokenizer tarball holds the Qwen tokenizer.json + tokenizer_config.json (git-ignored npm files).
 set -uo pipefail
 
@@ -38,6 +39,7 @@ ncu_detail=0
 variants=default
 bench_batch=1,4,16
 gen_tokens=128
+profile_model=q4_k_m
 while [[ $# -gt 0 ]]; do
   case $1 in
     --tokenizer-tar) tok_xz=$2; shift 2 ;;
@@ -52,6 +54,7 @@ while [[ $# -gt 0 ]]; do
     --bench-variants) variants=$2; shift 2 ;;
     --bench-batch) bench_batch=$2; shift 2 ;;
     --gen-tokens) gen_tokens=$2; shift 2 ;;
+    --profile-model) profile_model=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -125,15 +128,16 @@ for r in rows:
     print(f"{r['quantization']:8s} {r['variant']:22s} prefill {r['prefill_tokens_per_s']:7.0f}  {d}")
 PY
 fi
-if [[ $profile -eq 1 && -f /tmp/qwen2.5-7b-q4_k_m.gguf ]] && command -v ncu >/dev/null; then
+profile_file=/tmp/qwen2.5-7b-$profile_model.gguf
+if [[ $profile -eq 1 && -f $profile_file ]] && command -v ncu >/dev/null; then
   # Two passes: caches flushed before every kernel (ncu's default: what a kernel costs from DRAM) and
   # caches left warm (closer to the real step, where a small kernel's inputs are still in L2). ncu
   # serializes kernels (no PDL overlap), so the step it reports is longer than the graph's.
   for cache in all none; do
-    say "== ncu: kernels of one decode step (Q4_K_M, batch 1, no graph, cache control $cache)"
+    say "== ncu: kernels of one decode step ($profile_model, batch 1, no graph, cache control $cache)"
     ncu --clock-control none --cache-control "$cache" --print-units base \
       --metrics gpu__time_duration.sum,dram__bytes_read.sum --csv \
-      "$bundle/bin/worker-orcd" bench --model /tmp/qwen2.5-7b-q4_k_m.gguf --device cuda:0 --prompt-tokens 16 \
+      "$bundle/bin/worker-orcd" bench --model "$profile_file" --device cuda:0 --prompt-tokens 16 \
       --gen-tokens 3 --batch 1 --no-graphs >"$out/ncu-$cache.csv" 2>>"$out/bench.log"
     python3 - "$out/ncu-$cache.csv" <<'PY' | tee -a "$summary"
 import csv, sys, collections, re
@@ -164,14 +168,14 @@ PY
   done
 fi
 
-if [[ $ncu_detail -eq 1 && -f /tmp/qwen2.5-7b-q4_k_m.gguf ]] && command -v ncu >/dev/null; then
-  say "== ncu detail: the matvec launches of one decode layer (Q4_K_M, batch 1)"
+if [[ $ncu_detail -eq 1 && -f $profile_file ]] && command -v ncu >/dev/null; then
+  say "== ncu detail: the matvec launches of one decode layer ($profile_model, batch 1)"
   # Prefill of 16 tokens runs GEMMs, not matvecs; the first matvecs are the prefill's last-row output
   # projection and then decode step 1: skip into the middle of step 1 (layer 10 or so).
   ncu --clock-control none --cache-control none --kernel-name regex:matvec --launch-skip 40 --launch-count 5 \
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
     --section LaunchStats --section SchedulerStats \
-    "$bundle/bin/worker-orcd" bench --model /tmp/qwen2.5-7b-q4_k_m.gguf --device cuda:0 --prompt-tokens 16 \
+    "$bundle/bin/worker-orcd" bench --model "$profile_file" --device cuda:0 --prompt-tokens 16 \
     --gen-tokens 2 --batch 1 --no-graphs >"$out/ncu-detail.txt" 2>>"$out/bench.log"
   grep -E "matvec_|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Issued Warp|No Eligible|Active Warps Per|Eligible Warps|Warp Cycles Per Issued|L1/TEX Hit|Block Limit" \
     "$out/ncu-detail.txt" | cut -c1-150 | tee -a "$summary"
