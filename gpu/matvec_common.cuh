@@ -191,6 +191,18 @@ void launch_kernel(K kernel, std::uint32_t blocks, std::uint32_t threads, bool p
   launch_maybe_pdl(kernel, dim3(blocks), dim3(threads), pdl, stream, p);
 }
 
+// Explicit instantiations of a kernel family's launcher `RET FN<T, SWIGLU>(mv_params&, bool, cudaStream_t)`
+// for every weight type the matvec kernels implement, with and without SwiGLU.
+#define WORKER_MATVEC_LAUNCHER_OF(RET, FN, T)                      \
+  template RET FN<T, false>(mv_params&, bool, cudaStream_t);       \
+  template RET FN<T, true>(mv_params&, bool, cudaStream_t);
+#define WORKER_MATVEC_LAUNCHERS(RET, FN)                                                                      \
+  WORKER_MATVEC_LAUNCHER_OF(RET, FN, ggml_type::q4_k) WORKER_MATVEC_LAUNCHER_OF(RET, FN, ggml_type::q5_k)      \
+  WORKER_MATVEC_LAUNCHER_OF(RET, FN, ggml_type::q6_k) WORKER_MATVEC_LAUNCHER_OF(RET, FN, ggml_type::q8_0)      \
+  WORKER_MATVEC_LAUNCHER_OF(RET, FN, ggml_type::q4_0) WORKER_MATVEC_LAUNCHER_OF(RET, FN, ggml_type::q5_0)      \
+  WORKER_MATVEC_LAUNCHER_OF(RET, FN, ggml_type::f16) WORKER_MATVEC_LAUNCHER_OF(RET, FN, ggml_type::bf16)       \
+  WORKER_MATVEC_LAUNCHER_OF(RET, FN, ggml_type::f32)
+
 // The staged (cp.async) kernel family for type T (matvec_staged.cu).
 template <ggml_type T, bool SWIGLU>
 void launch_staged(mv_params& p, bool pdl, cudaStream_t stream);

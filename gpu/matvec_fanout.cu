@@ -202,18 +202,6 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
   return launch_rt<T, SWIGLU, 2, 1>(p, pdl, stream, rows);
 }
 
-#define WORKER_FANOUT(T)                                                        \
-  template bool launch_fanout<T, false>(mv_params&, bool, cudaStream_t);       \
-  template bool launch_fanout<T, true>(mv_params&, bool, cudaStream_t);
-WORKER_FANOUT(ggml_type::q4_k)
-WORKER_FANOUT(ggml_type::q5_k)
-WORKER_FANOUT(ggml_type::q6_k)
-WORKER_FANOUT(ggml_type::q8_0)
-WORKER_FANOUT(ggml_type::q4_0)
-WORKER_FANOUT(ggml_type::q5_0)
-WORKER_FANOUT(ggml_type::f16)
-WORKER_FANOUT(ggml_type::bf16)
-WORKER_FANOUT(ggml_type::f32)
-#undef WORKER_FANOUT
+WORKER_MATVEC_LAUNCHERS(bool, launch_fanout)
 
 }  // namespace worker::gpu::mvk

@@ -160,18 +160,6 @@ void launch_staged(mv_params& p, bool pdl, cudaStream_t stream) {
   }
 }
 
-#define WORKER_STAGED(T)                                                           \
-  template void launch_staged<T, false>(mv_params&, bool, cudaStream_t);          \
-  template void launch_staged<T, true>(mv_params&, bool, cudaStream_t);
-WORKER_STAGED(ggml_type::q4_k)
-WORKER_STAGED(ggml_type::q5_k)
-WORKER_STAGED(ggml_type::q6_k)
-WORKER_STAGED(ggml_type::q8_0)
-WORKER_STAGED(ggml_type::q4_0)
-WORKER_STAGED(ggml_type::q5_0)
-WORKER_STAGED(ggml_type::f16)
-WORKER_STAGED(ggml_type::bf16)
-WORKER_STAGED(ggml_type::f32)
-#undef WORKER_STAGED
+WORKER_MATVEC_LAUNCHERS(void, launch_staged)
 
 }  // namespace worker::gpu::mvk

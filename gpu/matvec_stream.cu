@@ -271,18 +271,6 @@ bool launch_stream(mv_params& p, bool pdl, cudaStream_t stream) {
   return true;
 }
 
-#define WORKER_STREAM(T)                                                        \
-  template bool launch_stream<T, false>(mv_params&, bool, cudaStream_t);       \
-  template bool launch_stream<T, true>(mv_params&, bool, cudaStream_t);
-WORKER_STREAM(ggml_type::q4_k)
-WORKER_STREAM(ggml_type::q5_k)
-WORKER_STREAM(ggml_type::q6_k)
-WORKER_STREAM(ggml_type::q8_0)
-WORKER_STREAM(ggml_type::q4_0)
-WORKER_STREAM(ggml_type::q5_0)
-WORKER_STREAM(ggml_type::f16)
-WORKER_STREAM(ggml_type::bf16)
-WORKER_STREAM(ggml_type::f32)
-#undef WORKER_STREAM
+WORKER_MATVEC_LAUNCHERS(bool, launch_stream)
 
 }  // namespace worker::gpu::mvk
