@@ -70,7 +70,6 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
 
   // A task: units UT·j … UT·j + UT − 1 of local rows RT·q … RT·q + RT − 1, all their weight pieces
   // requested before any is used (bytes in flight per thread); the activations of a unit serve the RT rows.
-  // (Units of one Q4_K super-block share its header: requested once, the load is the same.)
   struct raw_t {
     uint4 pc[UT][RT][NP];
     typename U::small_t sm[UT][RT];
@@ -175,7 +174,8 @@ constexpr bool tunable() {
 // two units 181, × one unit 178; one row 155–175); the others two rows and one unit per task in
 // blocks of 4 rows (Q8_0: 300–302 tok/s; 282 with 2 rows, 298 with 8, 282 with 16, 250 with 32; four
 // rows per task 293–299). Rows per task share the activation loads of a unit. (The K-quants keep the
-// streaming kernel: here 323–347 tok/s with two rows per task vs 362, 366 with four rows and ftrim.)
+// streaming kernel: Q4_K_M 323–347 tok/s here with two rows per task vs 360–364; with four rows per
+// task in trimmed blocks, `ft4,ftrim`, 366–368 in runs S6-6/8 — not yet made the default.)
 template <ggml_type T>
 constexpr int default_task_rows() {
   return T == ggml_type::f16 ? 4 : 2;
