@@ -249,6 +249,7 @@ int default_family(std::uint32_t ncols) {
 template <ggml_type T>
 constexpr int default_prefetch() { return 0; }
 constexpr bool k_default_pdl = true;
+constexpr int k_default_early = 1;  // legacy kernel at one column (H100, session 5 runs S5-3…5: F16 +0.4 … +1.6 %)
 
 // Weights of one launch (every segment; gate and up for SwiGLU).
 std::uint64_t launch_weights(const mv_params& p, bool swiglu) {
@@ -261,7 +262,7 @@ template <ggml_type T, bool SWIGLU>
 void launch_type(mv_params& p, cudaStream_t stream) {
   const mv_tuning& t = tuning();
   p.prefetch = t.prefetch >= 0 ? t.prefetch : default_prefetch<T>();
-  p.early = t.early >= 0 ? t.early : 1;
+  p.early = t.early >= 0 ? t.early : k_default_early;
   const bool pdl = t.pdl >= 0 ? t.pdl != 0 : k_default_pdl;
   int fam = t.family_of[static_cast<int>(T)] >= 0 ? t.family_of[static_cast<int>(T)] : t.family;
   if (fam < 0 && t.fanout_below >= 0 && launch_weights(p, SWIGLU) <= (static_cast<std::uint64_t>(t.fanout_below) << 20)) fam = 3;
