@@ -37,14 +37,19 @@ using gpu::align_up;
 //   Q8_0 +1.2 to +2.4 %, F16 +0.9 / +1.1 %; batch 4 and 16 within ±1.3 %: docs/performance.md).
 // - Key positions per attention split: gpu::k_attn_split_decode (32), or 64 with token split64 (the
 //   earlier default; this one changes the attention's summation order, not its accuracy).
-// - The merge and PDL fusions stay off (tokens merge, pdl turn them on, for measuring): each made decode
-//   1-5 % slower on the H200 (run 10) and none was a clear gain on the H100 (session 3: rope+merge
-//   −1 / −1.8 / −1 % at batch 1/4/16, pdl+rope+merge −2 / −5.5 / −1.5 %; session 4: pdl+rope+split32
-//   +0.7 / +2.9 / −0.3 % for Q4_K_M / Q8_0 / F16 at batch 1).
+// - The merge fusion stays off (token merge turns it on, for measuring): 1-5 % slower on the H200
+//   (run 10), rope+merge −1 / −1.8 / −1 % at batch 1/4/16 on the H100 (session 3).
+// - PDL for RMSNorm, attention and the int8 quantization: on for models whose FFN weights are Q8_0,
+//   off for the others (tokens pdl / nopdl force it). Q8_0 gained in every H100 run that measured it
+//   (+2.9 % session 4; +1.3, +1.2, +1.3, +1.6 % sessions 5-6), Q4_K_M and F16 lost in most (−0.6 to
+//   −1.0 %).
 struct decode_fusion {
-  bool rope = true, merge = false, pdl = false;
+  bool rope = true, merge = false;
+  int pdl = -1;  // -1: by the model's weight type (pdl_by_default)
   std::uint32_t split = gpu::k_attn_split_decode;
 };
+
+bool pdl_by_default(const dev_model& m) { return !m.layers.empty() && m.layers[0].gate.type == model::ggml_type::q8_0; }
 
 const decode_fusion& decode_settings() {
   static const decode_fusion f = [] {
@@ -53,7 +58,8 @@ const decode_fusion& decode_settings() {
     for (const std::string& tok : model::split_comma_list(e ? e : "")) {
       if (tok == "norope") r.rope = false;
       else if (tok == "merge") r.merge = true;
-      else if (tok == "pdl") r.pdl = true;
+      else if (tok == "pdl") r.pdl = 1;
+      else if (tok == "nopdl") r.pdl = 0;
       else if (tok == "split64") r.split = 64;
       else if (tok == "split32") r.split = 32;
       else throw gpu::gpu_error(gpu::gpu_error_code::invalid_argument, "WORKER_ORCD_DECODE_FUSE: unknown token " + tok);
@@ -317,6 +323,7 @@ void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t contex
 void enqueue_decode(const pass_context& pc, std::uint32_t b) {
   const decode_fusion& fuse = decode_settings();
   const dev_model& m = *pc.model;
+  const bool pdl = fuse.pdl >= 0 ? fuse.pdl == 1 : pdl_by_default(m);
   const scratch& s = *pc.s;
   const host_mirror& hm = *pc.hm;
   const cudaStream_t st = pc.ctx->compute_stream();
@@ -329,7 +336,7 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
   const gpu::matvec_x x = decode_x(s, s.xf, s.xw, b);
   for (std::uint32_t l = 0; l < m.layers.size(); ++l) {
     const dev_layer& L = m.layers[l];
-    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.attn_norm, b, m.eps, fuse.pdl && l > 0), st);
+    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.attn_norm, b, m.eps, pdl && l > 0), st);
     qkv_matvec(L, x, s, m, st);
 
     const token_rows tokens{s.q, s.seqs, s.tok_seq, s.tok_pos, b};
@@ -341,7 +348,7 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
     a.ld_q8 = s.xw_pad;
     a.out_ds = s.xds;
     a.ld_ds = s.xw_pad / 32;
-    a.pdl = fuse.pdl;
+    a.pdl = pdl;
     if (fuse.merge) a.merge_counters = s.att_count;
     if (fuse.rope) {
       // RoPE + KV store inside the attention kernel (no launch of their own).
@@ -359,15 +366,15 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
     const gpu::matvec_out o{L.wo, nullptr, s.h, m.d, true};
     gpu::matvec(std::span(&o, 1), x, st);
 
-    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.ffn_norm, b, m.eps, fuse.pdl), st);
+    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.ffn_norm, b, m.eps, pdl), st);
     gpu::matvec_swiglu(L.gate, L.up, x, s.act, m.n_ff, st);
     if (gpu::matvec_uses_q8(L.down.type)) {
-      gpu::quantize_q8(s.act, m.n_ff, m.n_ff, b, s.xq, s.xq_lo, s.xw_pad, s.xds, s.xw_pad / 32, st, fuse.pdl);
+      gpu::quantize_q8(s.act, m.n_ff, m.n_ff, b, s.xq, s.xq_lo, s.xw_pad, s.xds, s.xw_pad / 32, st, pdl);
     }
     const gpu::matvec_out dn{L.down, nullptr, s.h, m.d, true};
     gpu::matvec(std::span(&dn, 1), decode_x(s, s.act, m.n_ff, b), st);
   }
-  gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, m.output_norm, b, m.eps, fuse.pdl), st);
+  gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, m.output_norm, b, m.eps, pdl), st);
   const gpu::matvec_out lo{m.output, nullptr, s.logits, m.vocab, false};
   gpu::matvec(std::span(&lo, 1), x, st);
 }
