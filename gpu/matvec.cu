@@ -27,11 +27,17 @@ mv_tuning parse_tuning(const std::string& spec) {
     else if (tok == "fanout") t.family = 3;
     else if (tok == "ft1" || tok == "ft2" || tok == "ft4") t.fanout_task_rows = tok[2] - '0';
     else if (tok == "ftrim") t.fanout_trim = 1;
+    else if (tok == "fwide") t.fanout_trim = 0;
+    else if (tok == "fmma") t.fanout_mma = 1;
+    else if (tok == "nomma") t.fanout_mma = 0;
+    else if (tok == "fdt1" || tok == "fdt2" || tok == "fdt4") t.fanout_long_task_rows = tok[3] - '0';
+    else if (tok == "fdu1" || tok == "fdu2" || tok == "fdu4") t.fanout_long_task_units = tok[3] - '0';
     else if (tok == "fu1" || tok == "fu2" || tok == "fu4") t.fanout_task_units = tok[2] - '0';
-    else if (tok.size() > 2 && (tok.rfind("fb", 0) == 0 || tok.rfind("fs", 0) == 0) &&
+    else if (tok.size() > 2 && (tok.rfind("fb", 0) == 0 || tok.rfind("fs", 0) == 0 || tok.rfind("fd", 0) == 0) &&
              tok.find_first_not_of("0123456789", 2) == std::string::npos && tok.size() <= 6) {
       const int n = std::stoi(tok.substr(2));
       if (tok[1] == 'b') t.fanout_rows = n;
+      else if (tok[1] == 'd') t.fanout_long_rows = n;
       else t.fanout_below = n;
     }
     else if (tok == "str1" || tok == "str2") {
@@ -231,17 +237,17 @@ bool launch_variant(mv_params& p, bool pdl, cudaStream_t stream) {
 
 // Defaults (measured on an H100, docs/performance.md, session 3 runs 5-6 and session 6 runs S6-1…6,
 // Q4_K_M / Q8_0 / F16 files):
-// - one column: the streaming kernel for the K-quants (Q4_K_M 355 tok/s vs 272 staged, 304 legacy; the
-//   fan-out kernel 323–366); the fan-out kernel for Q8_0 (300–302 vs 288–291 streaming, S6-3/4/6) and
-//   for F16 (187 vs 175 legacy, S6-4/6).
+// - one column: the fan-out kernel for Q4_K, Q6_K (Q4_K_M 366–368 tok/s vs 360–364 streaming, S6-6/8;
+//   272 staged, 304 legacy), Q8_0 (300–302 vs 288–291 streaming, S6-3/4/6) and F16 (187 vs 175
+//   legacy, S6-4/6); the streaming kernel for Q5_K.
 // - 2-16 columns: the legacy kernel (4 columns, Q4_K_M: 705 vs 645 streaming, 591 staged; Q8_0 709 vs
 //   638), except F16 at 2-4 columns, staged (369 vs 334 legacy).
 // All families give identical bits, so the choice by column count keeps batch invariance. The L2
 // bulk prefetch cost 7-17 % for Q8_0 and F16 and gained nothing for staged: off.
 template <ggml_type T>
 int default_family(std::uint32_t ncols) {
-  constexpr bool streamed = T == ggml_type::q4_k || T == ggml_type::q5_k || T == ggml_type::q6_k;
-  constexpr bool fanned = T == ggml_type::q8_0 || T == ggml_type::f16;
+  constexpr bool streamed = T == ggml_type::q5_k;
+  constexpr bool fanned = T == ggml_type::q4_k || T == ggml_type::q6_k || T == ggml_type::q8_0 || T == ggml_type::f16;
   if (ncols <= 1) return streamed ? 2 : fanned ? 3 : 0;
   if (T == ggml_type::f16) return ncols <= 4 ? 1 : 0;
   return 0;

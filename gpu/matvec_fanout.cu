@@ -16,7 +16,7 @@
 //
 // Measured (H100, session 6): faster than the other families at one column for F16 (+3–4 %) and Q8_0
 // (+4 %), from the large matrices (with the fan-out for the small ones only, Q8_0 and Q4_K_M did not
-// move); slower for Q4_K_M (−4 … −7 %), whose K-quants keep the streaming kernel.
+// move); for Q4_K_M +1–2 % with four rows per task in trimmed blocks (−4 … −7 % with two rows).
 #include <algorithm>
 
 #include "gpu/matvec_common.cuh"
@@ -44,6 +44,35 @@ __device__ __forceinline__ device_matrix local_matrix(const mv_params& p, const 
   return SWIGLU && lr >= br ? p.seg[1].w : sg.w;
 }
 
+// The segment (Q, K or V weight of one launch) block blockIdx.x works on.
+template <bool SWIGLU>
+__device__ __forceinline__ int block_segment(const mv_params& p) {
+  int s = 0;
+  if (!SWIGLU) {
+    if (p.nseg > 1 && blockIdx.x >= p.seg[1].block_begin) s = 1;
+    if (p.nseg > 2 && blockIdx.x >= p.seg[2].block_begin) s = 2;
+  }
+  return s;
+}
+
+// Phase 2, after the block's dots[local row][unit] are complete: row r's sum in the order of every
+// family — lane l adds 0, then units l, l+32, … — and the butterfly; then the output epilogue.
+template <bool SWIGLU>
+__device__ __forceinline__ void add_and_store_rows(const mv_seg& sg, const float* dots, std::uint32_t br,
+                                                   std::uint32_t nunits, std::uint32_t row0) {
+  const int lane = threadIdx.x & 31;
+  auto row_sum = [&](std::uint32_t lr) {
+    float acc = 0.0f;
+    for (std::uint32_t u = static_cast<std::uint32_t>(lane); u < nunits; u += 32) acc = __fadd_rn(acc, dots[lr * nunits + u]);
+    return warp_sum(acc);
+  };
+  for (std::uint32_t r = threadIdx.x >> 5; r < br && row0 + r < sg.w.rows; r += blockDim.x >> 5) {
+    const float a = row_sum(r);
+    const float b = SWIGLU ? row_sum(br + r) : 0.0f;
+    if (lane == 0) store_one<SWIGLU>(sg, row0 + r, 0, a, b);
+  }
+}
+
 // Register budget: 85 per thread (3 blocks per SM) for tasks of up to two units, 128 (2 blocks) for
 // larger ones, whose pieces in flight would otherwise spill.
 template <int RT, int UT>
@@ -58,12 +87,7 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
   constexpr int NP = U::pieces;
   extern __shared__ float dots[];  // [local row][unit]
 
-  int s = 0;
-  if (!SWIGLU) {
-    if (p.nseg > 1 && blockIdx.x >= p.seg[1].block_begin) s = 1;
-    if (p.nseg > 2 && blockIdx.x >= p.seg[2].block_begin) s = 2;
-  }
-  const mv_seg sg = pick(p, s);
+  const mv_seg sg = pick(p, block_segment<SWIGLU>(p));
   const std::uint32_t br = g.block_rows, nunits = g.nunits, rows = sg.w.rows;
   const std::uint32_t ngroups = (nunits + UT - 1) / UT;  // unit groups of a row
   const std::uint32_t row0 = (blockIdx.x - sg.block_begin) * br;
@@ -121,25 +145,13 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
     if (t < g.tasks) load(t, raw);
   }
   __syncthreads();
-
-  // Row r's sum in the order of every family: lane l adds 0, then units l, l+32, …; the butterfly.
-  const int lane = threadIdx.x & 31;
-  auto row_sum = [&](std::uint32_t lr) {
-    float acc = 0.0f;
-    for (std::uint32_t u = static_cast<std::uint32_t>(lane); u < nunits; u += 32) acc = __fadd_rn(acc, dots[lr * nunits + u]);
-    return warp_sum(acc);
-  };
-  for (std::uint32_t r = threadIdx.x >> 5; r < br && row0 + r < rows; r += blockDim.x >> 5) {
-    const float a = row_sum(r);
-    const float b = SWIGLU ? row_sum(br + r) : 0.0f;
-    if (lane == 0) store_one<SWIGLU>(sg, row0 + r, 0, a, b);
-  }
+  add_and_store_rows<SWIGLU>(sg, dots, br, nunits, row0);
 }
 
 // block_rows rows per block (a multiple of RT, lowered until a block's dots fit in shared memory);
 // false when not even RT rows fit (a very long row: the caller falls back to another family).
 template <ggml_type T, bool SWIGLU, int RT, int UT>
-bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows) {
+bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool trim) {
   const std::uint32_t nunits = mv::unit<T>::count(p.seg[0].w.cols);
   const std::uint32_t ngroups = (nunits + UT - 1) / UT;
   const std::uint32_t local_per_row = SWIGLU ? 2 : 1;
@@ -155,12 +167,142 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows) {
     blocks += (p.seg[s].w.rows + br - 1) / br;
   }
   if (SWIGLU) p.seg[1].block_begin = 0;
-  // With ftrim, a block whose tasks fit in one round gets as many warps as they need (no idle warp
+  // Trimmed: a block whose tasks fit in one round gets as many warps as they need (no idle warp
   // holding registers that another block could use).
-  const std::uint32_t threads =
-      tuning().fanout_trim == 1 ? std::min<std::uint32_t>(k_fan_threads, (g.tasks + 31) / 32 * 32) : k_fan_threads;
+  const std::uint32_t threads = trim ? std::min<std::uint32_t>(k_fan_threads, (g.tasks + 31) / 32 * 32) : k_fan_threads;
   launch_maybe_pdl_shared(matvec_fanout_kernel<T, SWIGLU, RT, UT>, dim3(blocks), dim3(threads), smem_of(br), pdl,
                           stream, p, g);
+  return true;
+}
+
+// --- Q4_K on int8 tensor cores (token fmma) ------------------------------------------------------
+// The integer sums of a Q4_K unit (unit<q4_k>::finish: Σq·q_hi and Σq·q_lo of its two sub-blocks) are
+// exact, so int8 mma gives the same integers as dp4a, and unit<q4_k>::finish the same floats: the
+// bits of every other family. A warp task is 16 rows × one super-block (256 weights = 4 units):
+// mma.m16n8k32 with A = the 16 rows' 4-bit weights, B = activations, where column 2t (q_hi) and 2t+1
+// (q_lo) hold sub-block 2t (low-nibble products) or 2t+1 (high nibbles) of the super-block and are zero
+// in the k-slots of other chunks. Lane (g, t) = (lane / 4, lane mod 4) loads chunk t (the 32 qs bytes
+// of sub-blocks 2t, 2t+1) of rows g and g + 8, which fills exactly its A k-slots of four mma: k-slots
+// 4t..4t+3 and 16+4t..16+4t+3 of mma m take words 2m and 2m+1 of the chunk, i.e. weights 8m..8m+7 of
+// the sub-block; the B lanes (g', t') with g' / 2 = t' supply the same activation bytes, the others
+// zeros. C then leaves in lane (g, t) the four sums of unit t of rows g and g + 8 (c0, c1: row g, hi
+// and lo; c2, c3: row g + 8), which that lane finishes and writes to dots[][] like the fan-out kernel.
+// High nibbles are multiplied in place (byte & 0xF0 as u8, 16× the nibble) and the sums shifted back.
+template <bool SIGNED_A>
+__device__ __forceinline__ void mma_k32(int (&c)[4], const int (&a)[4], int b0, int b1) {
+  if constexpr (SIGNED_A) {
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+constexpr std::uint32_t k_mma_rows = 16;  // rows of one warp task (the mma's M)
+
+template <bool SWIGLU>
+__global__ void __launch_bounds__(k_fan_threads, 2) matvec_fanout_q4k_mma_kernel(const mv_params p, const fan_geometry g) {
+  using U = mv::unit<ggml_type::q4_k>;
+  extern __shared__ float dots[];  // [local row][unit]
+  const mv_seg sg = pick(p, block_segment<SWIGLU>(p));
+  const std::uint32_t br = g.block_rows, nunits = g.nunits, rows = sg.w.rows;
+  const std::uint32_t nsb = nunits / 4;  // super-blocks per row
+  const std::uint32_t row0 = (blockIdx.x - sg.block_begin) * br;
+  const std::uint32_t lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+  const std::uint32_t ntasks = g.tasks, nwarps = blockDim.x >> 5;
+
+  struct raw_t {
+    uint4 hd[2];    // headers of rows g, g + 8
+    uint4 qs[2][2]; // chunk tq of rows g, g + 8: bytes 0..15, 16..31
+  };
+  auto load = [&](std::uint32_t task, raw_t& raw) {
+    const std::uint32_t tile = task / nsb, b = task - tile * nsb;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const std::uint32_t lr = tile * k_mma_rows + gq + 8 * i;
+      const device_matrix w = local_matrix<SWIGLU>(p, sg, lr, br);
+      const std::uint32_t row = min(row0 + lr % br, rows - 1);  // clamp: result unused
+      const std::uint8_t* blk = reinterpret_cast<const std::uint8_t*>(w.qs) + (static_cast<std::size_t>(row) * nsb + b) * 144;
+      raw.hd[i] = blocks::ld16(blk);
+      raw.qs[i][0] = blocks::ld16(blk + 16 + 32 * tq);
+      raw.qs[i][1] = blocks::ld16(blk + 32 + 32 * tq);
+    }
+  };
+  auto compute = [&](std::uint32_t task, const raw_t& raw) {
+    const std::uint32_t tile = task / nsb, b = task - tile * nsb;
+    // B: this lane's activation bytes (column gq: level gq & 1 of sub-block 2·(gq / 2) [+1]) when gq / 2 == tq.
+    uint4 xlo[2] = {}, xhi[2] = {};
+    if ((gq >> 1) == tq) {
+      const std::int8_t* xq = (gq & 1) ? p.x.q8_lo : p.x.q8;
+      const std::size_t off = static_cast<std::size_t>(b * 8 + 2 * tq) * 32;
+      xlo[0] = blocks::ld16(xq + off);
+      xlo[1] = blocks::ld16(xq + off + 16);
+      xhi[0] = blocks::ld16(xq + off + 32);
+      xhi[1] = blocks::ld16(xq + off + 48);
+    }
+    int c_lo[4] = {0, 0, 0, 0}, c_hi[4] = {0, 0, 0, 0};
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+      const int w0 = 2 * (m & 1), h = m >> 1;  // words 2m, 2m + 1 of the chunk: piece h, words w0, w0 + 1
+      const int r0a = mv::word(raw.qs[0][h], w0), r1a = mv::word(raw.qs[1][h], w0);
+      const int r0b = mv::word(raw.qs[0][h], w0 + 1), r1b = mv::word(raw.qs[1][h], w0 + 1);
+      const int alo[4] = {r0a & 0x0F0F0F0F, r1a & 0x0F0F0F0F, r0b & 0x0F0F0F0F, r1b & 0x0F0F0F0F};
+      const int ahi[4] = {static_cast<int>(r0a & 0xF0F0F0F0u), static_cast<int>(r1a & 0xF0F0F0F0u),
+                          static_cast<int>(r0b & 0xF0F0F0F0u), static_cast<int>(r1b & 0xF0F0F0F0u)};
+      mma_k32<true>(c_lo, alo, mv::word(xlo[h], w0), mv::word(xlo[h], w0 + 1));
+      mma_k32<false>(c_hi, ahi, mv::word(xhi[h], w0), mv::word(xhi[h], w0 + 1));
+    }
+    const std::uint32_t u = b * 4 + tq;  // unit tq of super-block b
+    const float4 ds_a = mv::xds(p.x, 0, b * 8 + 2 * tq), ds_b = mv::xds(p.x, 0, b * 8 + 2 * tq + 1);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      float dsc_lo, dsc_hi, dm_lo, dm_hi;
+      mv::k_scales(raw.hd[i], tq, dsc_lo, dsc_hi, dm_lo, dm_hi);
+      const std::uint32_t lr = tile * k_mma_rows + gq + 8 * i;
+      dots[lr * nunits + u] = U::finish(dsc_lo, dsc_hi, dm_lo, dm_hi, c_lo[2 * i], c_lo[2 * i + 1], c_hi[2 * i] >> 4,
+                                        c_hi[2 * i + 1] >> 4, ds_a, ds_b);
+    }
+  };
+
+  // The next task's weights are requested before this one is computed (two in flight per warp); the
+  // first before the wait for the producer of x (weights never depend on it).
+  std::uint32_t task = threadIdx.x >> 5;
+  raw_t cur, next;
+  if (task < ntasks) load(task, cur);
+  pdl_wait_and_release();
+  while (task < ntasks) {
+    const std::uint32_t after = task + nwarps;
+    if (after < ntasks) load(after, next);
+    compute(task, cur);
+    cur = next;
+    task = after;
+  }
+  __syncthreads();
+  add_and_store_rows<SWIGLU>(sg, dots, br, nunits, row0);
+}
+
+// Blocks of block_rows rows (a multiple of 16); false when a block's dots do not fit in shared memory.
+template <bool SWIGLU>
+bool launch_q4k_mma(mv_params& p, bool pdl, cudaStream_t stream, int block_rows) {
+  const std::uint32_t nunits = mv::unit<ggml_type::q4_k>::count(p.seg[0].w.cols);
+  const std::uint32_t local_per_row = SWIGLU ? 2 : 1;
+  auto smem_of = [&](std::uint32_t br) { return static_cast<std::size_t>(br) * local_per_row * nunits * sizeof(float); };
+  std::uint32_t br = std::max(static_cast<std::uint32_t>(block_rows) / k_mma_rows * k_mma_rows, k_mma_rows);
+  while (br > k_mma_rows && smem_of(br) > k_fan_max_smem) br -= k_mma_rows;
+  if (smem_of(br) > k_fan_max_smem) return false;
+  const fan_geometry g{br, nunits, br * local_per_row / k_mma_rows * (nunits / 4)};
+  std::uint32_t blocks = 0;
+  const int nseg = SWIGLU ? 1 : p.nseg;
+  for (int s = 0; s < nseg; ++s) {
+    p.seg[s].block_begin = blocks;
+    blocks += (p.seg[s].w.rows + br - 1) / br;
+  }
+  if (SWIGLU) p.seg[1].block_begin = 0;
+  const std::uint32_t threads = std::min<std::uint32_t>(k_fan_threads, g.tasks * 32);
+  launch_maybe_pdl_shared(matvec_fanout_q4k_mma_kernel<SWIGLU>, dim3(blocks), dim3(threads), smem_of(br), pdl, stream, p, g);
   return true;
 }
 
@@ -169,18 +311,32 @@ constexpr bool tunable() {
   return T == ggml_type::q4_k || T == ggml_type::q6_k || T == ggml_type::q8_0 || T == ggml_type::f16;
 }
 
-// Per-type defaults (H100, session 6 runs S6-2/3/6, against the variants fu1/fu2/fu4, ft1/ft2/ft4,
+// Per-type defaults (H100, session 6 runs S6-2/3/6/8, against the variants fu1/fu2/fu4, ft1/ft2/ft4,
 // fb2…fb32 and ftrim): F16 four rows and one unit per task in blocks of 4 rows (187 tok/s; two rows ×
-// two units 181, × one unit 178; one row 155–175); the others two rows and one unit per task in
-// blocks of 4 rows (Q8_0: 300–302 tok/s; 282 with 2 rows, 298 with 8, 282 with 16, 250 with 32; four
-// rows per task 293–299). Rows per task share the activation loads of a unit. (The K-quants keep the
-// streaming kernel: Q4_K_M 323–347 tok/s here with two rows per task vs 360–364; with four rows per
-// task in trimmed blocks, `ft4,ftrim`, 366–368 in runs S6-6/8 — not yet made the default.)
+// two units 181, × one unit 178; one row 155–175); Q8_0 two rows and one unit per task in blocks of 4
+// rows (300–302 tok/s; 282 with 2 rows, 298 with 8, 282 with 16, 250 with 32; four rows per task
+// 293–299). Rows per task share the activation loads of a unit. The K-quants: four rows per task in
+// trimmed blocks (Q4_K_M 366–368 tok/s in runs S6-6/8 vs 360–364 for the streaming kernel, 323–347
+// with two rows per task in full blocks).
 template <ggml_type T>
 constexpr int default_task_rows() {
-  return T == ggml_type::f16 ? 4 : 2;
+  return T == ggml_type::q8_0 ? 2 : 4;
+}
+template <ggml_type T>
+constexpr bool default_trim() {
+  return T == ggml_type::q4_k || T == ggml_type::q6_k;
 }
 constexpr int k_default_block_rows = 4;
+// Rows at least this long (the FFN down projection of the target models, K = 18,944) have blocks of
+// their own height (fdN, and fdtN / fduN for the task shape there). K-quants: 16 rows (one wave of
+// 224 blocks for the 3,584 rows of down: Q4_K_M 381 tok/s vs 365 with 4 rows, 378–380 with 8, 358
+// with 12 (two waves), 367 with 32; H100 runs S7-1/2). Q8_0 and F16 keep 4 (Q8_0 lost 1–5 % with 2,
+// 6, 8, 10, 12, 16, 24 or 32 rows, with 1 or 4 rows per task or 2 units per task; F16 within ±0.5 %).
+constexpr std::uint32_t k_fan_long_k = 8192;
+template <ggml_type T>
+constexpr int default_long_block_rows() {
+  return T == ggml_type::q4_k || T == ggml_type::q6_k ? 16 : k_default_block_rows;
+}
 
 }  // namespace
 
@@ -188,18 +344,26 @@ template <ggml_type T, bool SWIGLU>
 bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
   if (p.x.ncols != 1) return false;
   const mv_tuning& t = tuning();
-  const int rows = t.fanout_rows ? t.fanout_rows : k_default_block_rows;
+  const bool long_rows = p.seg[0].w.cols >= k_fan_long_k;
+  int rows = t.fanout_rows ? t.fanout_rows : long_rows ? default_long_block_rows<T>() : k_default_block_rows;
+  if (long_rows && t.fanout_long_rows) rows = t.fanout_long_rows;
+  const bool trim = t.fanout_trim >= 0 ? t.fanout_trim == 1 : default_trim<T>();
+  if constexpr (T == ggml_type::q4_k) {
+    if (t.fanout_mma == 1) return launch_q4k_mma<SWIGLU>(p, pdl, stream, std::max(rows, static_cast<int>(k_mma_rows)));
+  }
   if constexpr (tunable<T>()) {
-    using launcher = bool (*)(mv_params&, bool, cudaStream_t, int);
-    const int rt = t.fanout_task_rows ? t.fanout_task_rows : default_task_rows<T>();
-    const int ut = t.fanout_task_units ? t.fanout_task_units : 1;
+    using launcher = bool (*)(mv_params&, bool, cudaStream_t, int, bool);
+    int rt = t.fanout_task_rows ? t.fanout_task_rows : default_task_rows<T>();
+    if (long_rows && t.fanout_long_task_rows) rt = t.fanout_long_task_rows;
+    int ut = t.fanout_task_units ? t.fanout_task_units : 1;
+    if (long_rows && t.fanout_long_task_units) ut = t.fanout_long_task_units;
     const launcher chosen =
         rt == 4   ? launch_rt<T, SWIGLU, 4, 1>
         : rt == 1 ? (ut == 4 ? launch_rt<T, SWIGLU, 1, 4> : ut == 2 ? launch_rt<T, SWIGLU, 1, 2> : launch_rt<T, SWIGLU, 1, 1>)
                   : (ut == 4 ? launch_rt<T, SWIGLU, 2, 4> : ut == 2 ? launch_rt<T, SWIGLU, 2, 2> : launch_rt<T, SWIGLU, 2, 1>);
-    return chosen(p, pdl, stream, rows);
+    return chosen(p, pdl, stream, rows, trim);
   }
-  return launch_rt<T, SWIGLU, 2, 1>(p, pdl, stream, rows);
+  return launch_rt<T, SWIGLU, 2, 1>(p, pdl, stream, rows, trim);
 }
 
 WORKER_MATVEC_LAUNCHERS(bool, launch_fanout)

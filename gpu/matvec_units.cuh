@@ -66,6 +66,10 @@ __device__ __forceinline__ void load_x16(const matvec_x& x, std::size_t off, x16
   o.h[0] = static_cast<int>(a.x); o.h[1] = static_cast<int>(a.y); o.h[2] = static_cast<int>(a.z); o.h[3] = static_cast<int>(a.w);
   o.l[0] = static_cast<int>(b.x); o.l[1] = static_cast<int>(b.y); o.l[2] = static_cast<int>(b.z); o.l[3] = static_cast<int>(b.w);
 }
+// d_hi·ih + d_lo·il: the float part of a two-level dot product with integer sums ih (Σw·q_hi), il (Σw·q_lo).
+__device__ __forceinline__ float two_level(float dh, float dl, int ih, int il) {
+  return __fmaf_rn(dh, static_cast<float>(ih), __fmul_rn(dl, static_cast<float>(il)));
+}
 // Σ w·x over 16 bytes as d_hi·Σw·q_hi + d_lo·Σw·q_lo (integer sums exact).
 __device__ __forceinline__ float dot16(const int w[4], const x16& x, float dh, float dl) {
   int ih = 0, il = 0;
@@ -73,15 +77,16 @@ __device__ __forceinline__ float dot16(const int w[4], const x16& x, float dh, f
     ih = dp4a(w[i], x.h[i], ih);
     il = dp4a(w[i], x.l[i], il);
   }
-  return __fmaf_rn(dh, static_cast<float>(ih), __fmul_rn(dl, static_cast<float>(il)));
+  return two_level(dh, dl, ih, il);
 }
 
 template <ggml_type T>
 struct unit;
 
-// Σ w·x over 32 bytes (two x16) as d_hi·Σw·q_hi + d_lo·Σw·q_lo (integer sums exact).
-__device__ __forceinline__ float dot32(const int w[8], const x16 (&x)[2], float dh, float dl) {
-  int ih = 0, il = 0;
+// Σw·q_hi and Σw·q_lo over 32 bytes (two x16), exact integers.
+__device__ __forceinline__ void sums32(const int w[8], const x16 (&x)[2], int& ih, int& il) {
+  ih = 0;
+  il = 0;
   for (int i = 0; i < 4; ++i) {
     ih = dp4a(w[i], x[0].h[i], ih);
     il = dp4a(w[i], x[0].l[i], il);
@@ -90,7 +95,6 @@ __device__ __forceinline__ float dot32(const int w[8], const x16 (&x)[2], float 
     ih = dp4a(w[4 + i], x[1].h[i], ih);
     il = dp4a(w[4 + i], x[1].l[i], il);
   }
-  return __fmaf_rn(dh, static_cast<float>(ih), __fmul_rn(dl, static_cast<float>(il)));
 }
 
 // Q4_K: unit = the 32 qs bytes of super-block b, chunk c (0..3): all 32 elements of sub-block 2c (low
@@ -136,11 +140,20 @@ struct unit<ggml_type::q4_k> {
     o.ds_a = xds(x, col, qb);
     o.ds_b = xds(x, col, qb + 1);
   }
-  // Σ over sub-block j of (d·sc_j·q − dmin·m_j)·x = d·sc_j·Σq·x − dmin·m_j·Σx (Σx = s_hi + s_lo).
-  __device__ static float dot(const w_t& w, const x_t& x) {
-    const float s = __fmaf_rn(w.dsc_lo, dot32(w.lo, x.a, x.ds_a.x, x.ds_a.z), __fmul_rn(w.dsc_hi, dot32(w.hi, x.b, x.ds_b.x, x.ds_b.z)));
-    const float m = __fmaf_rn(w.dm_lo, __fadd_rn(x.ds_a.y, x.ds_a.w), __fmul_rn(w.dm_hi, __fadd_rn(x.ds_b.y, x.ds_b.w)));
+  // Σ over sub-block j of (d·sc_j·q − dmin·m_j)·x = d·sc_j·Σq·x − dmin·m_j·Σx (Σx = s_hi + s_lo), from
+  // the four exact integer sums Σq·q_hi, Σq·q_lo of sub-blocks 2c (a) and 2c+1 (b). The tensor-core
+  // kernel (matvec_fanout.cu) computes the same integers with mma and finishes with this function.
+  __device__ static float finish(float dsc_lo, float dsc_hi, float dm_lo, float dm_hi, int ih_a, int il_a, int ih_b,
+                                 int il_b, const float4& ds_a, const float4& ds_b) {
+    const float s = __fmaf_rn(dsc_lo, two_level(ds_a.x, ds_a.z, ih_a, il_a), __fmul_rn(dsc_hi, two_level(ds_b.x, ds_b.z, ih_b, il_b)));
+    const float m = __fmaf_rn(dm_lo, __fadd_rn(ds_a.y, ds_a.w), __fmul_rn(dm_hi, __fadd_rn(ds_b.y, ds_b.w)));
     return __fsub_rn(s, m);
+  }
+  __device__ static float dot(const w_t& w, const x_t& x) {
+    int ih_a, il_a, ih_b, il_b;
+    sums32(w.lo, x.a, ih_a, il_a);
+    sums32(w.hi, x.b, ih_b, il_b);
+    return finish(w.dsc_lo, w.dsc_hi, w.dm_lo, w.dm_hi, ih_a, il_a, ih_b, il_b, x.ds_a, x.ds_b);
   }
 };
 
