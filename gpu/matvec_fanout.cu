@@ -333,6 +333,16 @@ constexpr int k_default_block_rows = 4;
 // with 12 (two waves), 367 with 32; H100 runs S7-1/2). Q8_0 and F16 keep 4 (Q8_0 lost 1–5 % with 2,
 // 6, 8, 10, 12, 16, 24 or 32 rows, with 1 or 4 rows per task or 2 units per task; F16 within ±0.5 %).
 constexpr std::uint32_t k_fan_long_k = 8192;
+// Launches of at most this many weights (Q, K, V and wo of the target models; not gate + up, down or
+// the output) have blocks of their own height (fsbN, and fsrN for the task rows there). Q8_0: 8 rows
+// (311.4 tok/s vs 305.9 / 306.9 with 4, H100 run S7-7; 4-row tasks there lost 1-2 %, 8-row blocks
+// for every launch lost in S6-3/4); the others 4 (Q4_K_M 381.0 with 8 vs 381.4 / 384.3, F16 187.4
+// vs 188.2 / 187.8; fewer rows per task or per block lost 1-6 % for all three).
+constexpr std::uint64_t k_fan_small_weights = std::uint64_t{24} << 20;
+template <ggml_type T>
+constexpr int default_small_block_rows() {
+  return T == ggml_type::q8_0 ? 8 : k_default_block_rows;
+}
 template <ggml_type T>
 constexpr int default_long_block_rows() {
   return T == ggml_type::q4_k || T == ggml_type::q6_k ? 16 : k_default_block_rows;
@@ -345,8 +355,15 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
   if (p.x.ncols != 1) return false;
   const mv_tuning& t = tuning();
   const bool long_rows = p.seg[0].w.cols >= k_fan_long_k;
-  int rows = t.fanout_rows ? t.fanout_rows : long_rows ? default_long_block_rows<T>() : k_default_block_rows;
+  std::uint64_t weights = 0;
+  for (int s = 0; s < (SWIGLU ? 2 : p.nseg); ++s) weights += static_cast<std::uint64_t>(p.seg[s].w.rows) * p.seg[s].w.cols;
+  const bool small = weights <= k_fan_small_weights;
+  int rows = t.fanout_rows                ? t.fanout_rows
+             : long_rows                  ? default_long_block_rows<T>()
+             : small                      ? default_small_block_rows<T>()
+                                          : k_default_block_rows;
   if (long_rows && t.fanout_long_rows) rows = t.fanout_long_rows;
+  if (small && t.fanout_small_rows) rows = t.fanout_small_rows;
   const bool trim = t.fanout_trim >= 0 ? t.fanout_trim == 1 : default_trim<T>();
   if constexpr (T == ggml_type::q4_k) {
     if (t.fanout_mma == 1) return launch_q4k_mma<SWIGLU>(p, pdl, stream, std::max(rows, static_cast<int>(k_mma_rows)));
@@ -355,6 +372,7 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
     using launcher = bool (*)(mv_params&, bool, cudaStream_t, int, bool);
     int rt = t.fanout_task_rows ? t.fanout_task_rows : default_task_rows<T>();
     if (long_rows && t.fanout_long_task_rows) rt = t.fanout_long_task_rows;
+    if (small && t.fanout_small_task_rows) rt = t.fanout_small_task_rows;
     int ut = t.fanout_task_units ? t.fanout_task_units : 1;
     if (long_rows && t.fanout_long_task_units) ut = t.fanout_long_task_units;
     const launcher chosen =
