@@ -161,7 +161,9 @@ __device__ __forceinline__ void store_rows(const mv_seg& sg, std::uint32_t rows,
 // set by set_matvec_variant(): kernel family (legacy | staged | stream | fanout, or legacy@TYPE /
 // staged@TYPE / stream@TYPE / fanout@TYPE for one weight type, e.g. legacy@q6_k; fanout only at one
 // column, fsN: fan-out for launches of at most N·2^20 weights; fan-out rows per block fbN, rows per
-// thread task ft1 ft2 ft4, units per task fu1 fu2 fu4, ftrim), stream rows / depth / header sharing at one column
+// thread task ft1 ft2 ft4, units per task fu1 fu2 fu4, trimmed blocks ftrim / fwide; the same for
+// long-row launches fdN fdt1 fdt2 fdt4 fdu1 fdu2 fdu4 and for small launches fsbN fsr1 fsr2 fsr4;
+// fmma / nomma: Q4_K on int8 tensor cores), stream rows / depth / header sharing at one column
 // (str1 str2, sts2 sts3 sts4 sts6 sts8), staged pipeline depth (s2 s3 s4 s6 s8) and
 // rows per warp at one column (r1 r2 with s4), legacy variants (r1u4 r1u2 r2u2 r2u4 r4u1), L2 prefetch
 // (pf | pfhead | nopf) and programmatic dependent launch (pdl | nopdl). -1: the measured per-type default.
