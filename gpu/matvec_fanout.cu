@@ -148,30 +148,41 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
   add_and_store_rows<SWIGLU>(sg, dots, br, nunits, row0);
 }
 
+// The block shape of a fan-out launch: rows per block (block_rows rounded down to a multiple of `step`,
+// at least `step`, lowered until a block's dots fit in shared memory; 0 when not even `step` rows fit),
+// its dots' bytes and the grid size; sets the segments' first blocks in p.
+struct fan_blocks {
+  std::uint32_t rows = 0, blocks = 0;
+  std::size_t smem = 0;
+};
+template <bool SWIGLU>
+fan_blocks plan_blocks(mv_params& p, std::uint32_t nunits, int block_rows, std::uint32_t step) {
+  auto smem_of = [&](std::uint32_t br) { return static_cast<std::size_t>(br) * (SWIGLU ? 2 : 1) * nunits * sizeof(float); };
+  std::uint32_t br = std::max(static_cast<std::uint32_t>(block_rows) / step * step, step);
+  while (br > step && smem_of(br) > k_fan_max_smem) br -= step;
+  if (smem_of(br) > k_fan_max_smem) return {};
+  fan_blocks f{br, 0, smem_of(br)};
+  const int nseg = SWIGLU ? 1 : p.nseg;
+  for (int s = 0; s < nseg; ++s) {
+    p.seg[s].block_begin = f.blocks;
+    f.blocks += (p.seg[s].w.rows + br - 1) / br;
+  }
+  if (SWIGLU) p.seg[1].block_begin = 0;
+  return f;
+}
+
 // block_rows rows per block (a multiple of RT, lowered until a block's dots fit in shared memory);
 // false when not even RT rows fit (a very long row: the caller falls back to another family).
 template <ggml_type T, bool SWIGLU, int RT, int UT>
 bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool trim) {
   const std::uint32_t nunits = mv::unit<T>::count(p.seg[0].w.cols);
-  const std::uint32_t ngroups = (nunits + UT - 1) / UT;
-  const std::uint32_t local_per_row = SWIGLU ? 2 : 1;
-  auto smem_of = [&](std::uint32_t br) { return static_cast<std::size_t>(br) * local_per_row * nunits * sizeof(float); };
-  std::uint32_t br = std::max(static_cast<std::uint32_t>(block_rows) / RT * RT, static_cast<std::uint32_t>(RT));
-  while (br > static_cast<std::uint32_t>(RT) && smem_of(br) > k_fan_max_smem) br -= RT;
-  if (smem_of(br) > k_fan_max_smem) return false;
-  const fan_geometry g{br, nunits, br * local_per_row / RT * ngroups};
-  std::uint32_t blocks = 0;
-  const int nseg = SWIGLU ? 1 : p.nseg;
-  for (int s = 0; s < nseg; ++s) {
-    p.seg[s].block_begin = blocks;
-    blocks += (p.seg[s].w.rows + br - 1) / br;
-  }
-  if (SWIGLU) p.seg[1].block_begin = 0;
+  const fan_blocks f = plan_blocks<SWIGLU>(p, nunits, block_rows, RT);
+  if (f.rows == 0) return false;
+  const fan_geometry g{f.rows, nunits, f.rows * (SWIGLU ? 2 : 1) / RT * ((nunits + UT - 1) / UT)};
   // Trimmed: a block whose tasks fit in one round gets as many warps as they need (no idle warp
   // holding registers that another block could use).
   const std::uint32_t threads = trim ? std::min<std::uint32_t>(k_fan_threads, (g.tasks + 31) / 32 * 32) : k_fan_threads;
-  launch_maybe_pdl_shared(matvec_fanout_kernel<T, SWIGLU, RT, UT>, dim3(blocks), dim3(threads), smem_of(br), pdl,
-                          stream, p, g);
+  launch_maybe_pdl_shared(matvec_fanout_kernel<T, SWIGLU, RT, UT>, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
   return true;
 }
 
@@ -288,21 +299,11 @@ __global__ void __launch_bounds__(k_fan_threads, 2) matvec_fanout_q4k_mma_kernel
 template <bool SWIGLU>
 bool launch_q4k_mma(mv_params& p, bool pdl, cudaStream_t stream, int block_rows) {
   const std::uint32_t nunits = mv::unit<ggml_type::q4_k>::count(p.seg[0].w.cols);
-  const std::uint32_t local_per_row = SWIGLU ? 2 : 1;
-  auto smem_of = [&](std::uint32_t br) { return static_cast<std::size_t>(br) * local_per_row * nunits * sizeof(float); };
-  std::uint32_t br = std::max(static_cast<std::uint32_t>(block_rows) / k_mma_rows * k_mma_rows, k_mma_rows);
-  while (br > k_mma_rows && smem_of(br) > k_fan_max_smem) br -= k_mma_rows;
-  if (smem_of(br) > k_fan_max_smem) return false;
-  const fan_geometry g{br, nunits, br * local_per_row / k_mma_rows * (nunits / 4)};
-  std::uint32_t blocks = 0;
-  const int nseg = SWIGLU ? 1 : p.nseg;
-  for (int s = 0; s < nseg; ++s) {
-    p.seg[s].block_begin = blocks;
-    blocks += (p.seg[s].w.rows + br - 1) / br;
-  }
-  if (SWIGLU) p.seg[1].block_begin = 0;
+  const fan_blocks f = plan_blocks<SWIGLU>(p, nunits, block_rows, k_mma_rows);
+  if (f.rows == 0) return false;
+  const fan_geometry g{f.rows, nunits, f.rows * (SWIGLU ? 2 : 1) / k_mma_rows * (nunits / 4)};
   const std::uint32_t threads = std::min<std::uint32_t>(k_fan_threads, g.tasks * 32);
-  launch_maybe_pdl_shared(matvec_fanout_q4k_mma_kernel<SWIGLU>, dim3(blocks), dim3(threads), smem_of(br), pdl, stream, p, g);
+  launch_maybe_pdl_shared(matvec_fanout_q4k_mma_kernel<SWIGLU>, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
   return true;
 }
 
