@@ -41,8 +41,8 @@ using gpu::align_up;
 //   (run 10), rope+merge −1 / −1.8 / −1 % at batch 1/4/16 on the H100 (session 3).
 // - PDL for RMSNorm, attention and the int8 quantization: on for models whose FFN weights are Q8_0,
 //   off for the others (tokens pdl / nopdl force it). Q8_0 gained in every H100 run that measured it
-//   (+2.9 % session 4; +1.3, +1.2, +1.3, +1.6 % sessions 5-6), Q4_K_M and F16 lost in most (−0.6 to
-//   −1.0 %).
+//   (+2.9 % session 4; +1.3, +1.2, +1.3, +1.6 % sessions 5-6; +1.6, +3.6 % session 7); Q4_K_M lost
+//   0.6-1.0 % in sessions 5-6 and −0.2 % with session 7's kernels (S7-2, S7-5), F16 −0.1 to −0.6 %.
 struct decode_fusion {
   bool rope = true, merge = false;
   int pdl = -1;  // -1: by the model's weight type (pdl_by_default)

@@ -238,10 +238,10 @@ bool launch_variant(mv_params& p, bool pdl, cudaStream_t stream) {
   return false;
 }
 
-// Defaults (measured on an H100, docs/performance.md, session 3 runs 5-6 and session 6 runs S6-1…6,
+// Defaults (measured on an H100, docs/performance.md, session 3 runs 5-6, session 6 runs S6-1…6, session 7,
 // Q4_K_M / Q8_0 / F16 files):
-// - one column: the fan-out kernel for Q4_K, Q6_K (Q4_K_M 366–368 tok/s vs 360–364 streaming, S6-6/8;
-//   272 staged, 304 legacy), Q8_0 (300–302 vs 288–291 streaming, S6-3/4/6) and F16 (187 vs 175
+// - one column: the fan-out kernel for Q4_K, Q6_K (Q4_K_M 383–385 tok/s vs 361–363 streaming, S7-3/5;
+//   272 staged, 304 legacy in session 3), Q8_0 (300–302 vs 288–291 streaming, S6-3/4/6) and F16 (187 vs 175
 //   legacy, S6-4/6); the streaming kernel for Q5_K.
 // - 2-16 columns: the legacy kernel (4 columns, Q4_K_M: 705 vs 645 streaming, 591 staged; Q8_0 709 vs
 //   638), except F16 at 2-4 columns, staged (369 vs 334 legacy).

@@ -16,7 +16,8 @@
 //
 // Measured (H100, session 6): faster than the other families at one column for F16 (+3–4 %) and Q8_0
 // (+4 %), from the large matrices (with the fan-out for the small ones only, Q8_0 and Q4_K_M did not
-// move); for Q4_K_M +1–2 % with four rows per task in trimmed blocks (−4 … −7 % with two rows).
+// move); for Q4_K_M +1–2 % with four rows per task in trimmed blocks (−4 … −7 % with two rows), +6 %
+// with 16-row blocks for the down projection as well (session 7).
 #include <algorithm>
 
 #include "gpu/matvec_common.cuh"
@@ -199,6 +200,8 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
 // zeros. C then leaves in lane (g, t) the four sums of unit t of rows g and g + 8 (c0, c1: row g, hi
 // and lo; c2, c3: row g + 8), which that lane finishes and writes to dots[][] like the fan-out kernel.
 // High nibbles are multiplied in place (byte & 0xF0 as u8, 16× the nibble) and the sums shifted back.
+// Measured (H100 run S7-3): Q4_K_M 340 tok/s against 383 for the dp4a fan-out kernel — fewer bytes in
+// flight per SM (docs/performance.md, session 7) — so it is opt-in.
 template <bool SIGNED_A>
 __device__ __forceinline__ void mma_k32(int (&c)[4], const int (&a)[4], int b0, int b1) {
   if constexpr (SIGNED_A) {
