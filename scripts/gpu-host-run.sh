@@ -10,7 +10,8 @@
 #        [--gen-tokens N] [--ncu-detail] [--profile-model q4_k_m|q8_0|f16]
 # --bench-variants benchmarks each model once per variant (comma-separated tokens): matvec tuning tokens
 # (gpu/matvec.cuh set_matvec_variant, passed as bench --matvec-variant), "default" for none, and
-# fuse-norope (RoPE in a launch of its own) / fuse-merge / fuse-pdl for the decode launch fusions and
+# fuse-norope (RoPE in a launch of its own) / fuse-merge / fuse-pdl / fuse-nopdl (PDL for the small
+# decode kernels on / off; by default on for Q8_0 models only) for the decode launch fusions and
 # fuse-split64 for 64-key decode attention splits (WORKER_ORCD_DECODE_FUSE,
 # adapters/cuda_engine_passes.cpp), and off-PAT (PAT a piece of a kernel's mangled name, PAT@G also
 # matching grid.x == G) to time the decode graph with those kernel nodes disabled
