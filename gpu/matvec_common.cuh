@@ -183,12 +183,12 @@ struct mv_tuning {
   int fanout_task_rows = 0; // fan-out: rows per thread task (ft1 ft2 ft4; ft4 with one unit), 0 default
   int fanout_task_units = 0; // fan-out: consecutive units per thread task (fu1 fu2 fu4), 0 default
   int fanout_trim = -1;      // fan-out: one-round blocks with only the warps their tasks need (ftrim 1, fwide 0), -1 default
-  int fanout_long_rows = 0;  // fan-out: rows per block of launches with long rows (fdN; K ≥ k_fan_long_k), 0 default
-  int fanout_long_task_rows = 0;  // fan-out: rows per task there (fdt1 fdt2 fdt4), 0 default
+  int fanout_long_rows = 0;        // fan-out: rows per block of launches with long rows (fdN; K ≥ k_fan_long_k), 0 default
+  int fanout_long_task_rows = 0;   // fan-out: rows per task there (fdt1 fdt2 fdt4), 0 default
+  int fanout_long_task_units = 0;  // fan-out: consecutive units per task there (fdu1 fdu2 fdu4), 0 default
   int fanout_small_rows = 0;       // fan-out: rows per block of small launches (fsbN; ≤ k_fan_small_weights), 0 default
   int fanout_small_task_rows = 0;  // fan-out: rows per task there (fsr1 fsr2 fsr4), 0 default
-  int fanout_mma = -1;       // fan-out, Q4_K: the int8 tensor-core kernel (fmma 1, nomma 0), -1 default
-  int fanout_long_task_units = 0;  // fan-out: consecutive units per task there (fdu1 fdu2 fdu4), 0 default
+  int fanout_mma = -1;             // fan-out, Q4_K: the int8 tensor-core kernel (fmma 1, nomma 0), -1 default
   int fanout_below = -1;    // fan-out for launches of at most N·2^20 weights (fsN), the rest by default; -1 unset
 };
 const mv_tuning& tuning();
