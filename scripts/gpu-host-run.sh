@@ -7,12 +7,13 @@
 # usage: scripts/gpu-host-run.sh BUNDLE(.tar.xz or dir) OUT_DIR [--tokenizer-tar FILE.tar.xz] [--skip-tests]
 #        [--skip-sanitizer] [--skip-bench] [--tests REGEX] [--bench-models "q4_k_m q8_0 f16"] [--full-test]
 #        [--profile] [--bench-variants "default staged,s6 legacy,fuse-norope off-rmsnorm ..."] [--bench-batch 1,4,16]
-#        [--gen-tokens N] [--ncu-detail] [--profile-model q4_k_m|q8_0|f16]
+#        [--gen-tokens N] [--ncu-detail] [--profile-model q4_k_m|q8_0|f16 (--ncu-detail: a list)]
+#        [--ncu-variant TOKENS (matvec tuning tokens for --ncu-detail)]
 # --bench-variants benchmarks each model once per variant (comma-separated tokens): matvec tuning tokens
 # (gpu/matvec.cuh set_matvec_variant, passed as bench --matvec-variant), "default" for none, and
 # fuse-norope (RoPE in a launch of its own) / fuse-merge / fuse-pdl / fuse-nopdl (PDL for the small
 # decode kernels on / off; by default on for Q8_0 models only) for the decode launch fusions and
-# fuse-split64 for 64-key decode attention splits (WORKER_ORCD_DECODE_FUSE,
+# fuse-split64 for 64-key decode attention splits, fuse-novbranch (V after Q + K, not beside them) (WORKER_ORCD_DECODE_FUSE,
 # adapters/cuda_engine_passes.cpp), and off-PAT (PAT a piece of a kernel's mangled name, PAT@G also
 # matching grid.x == G) to time the decode graph with those kernel nodes disabled
 # (WORKER_ORCD_GRAPH_DISABLE: what they cost on the critical path; the tokens are garbage); a table of
@@ -21,7 +22,7 @@
 # --profile times every kernel of one decode step of the Q4_K_M model (--profile-model: another of the
 # benchmarked files) with ncu (one replay per kernel).
 # --ncu-detail: ncu's throughput, occupancy, warp-state and memory sections for the matvec launches of one
-# decode layer (that model, batch 1), in ncu-detail.txt.
+# decode layer (each model of --profile-model, batch 1) with L1/L2/DRAM sector counts, in ncu-detail-MODEL.txt.
 # The tokenizer tarball holds the Qwen tokenizer.json + tokenizer_config.json (git-ignored npm files).
 set -uo pipefail
 
@@ -41,6 +42,7 @@ variants=default
 bench_batch=1,4,16
 gen_tokens=128
 profile_model=q4_k_m
+ncu_variant=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --tokenizer-tar) tok_xz=$2; shift 2 ;;
@@ -56,6 +58,7 @@ while [[ $# -gt 0 ]]; do
     --bench-batch) bench_batch=$2; shift 2 ;;
     --gen-tokens) gen_tokens=$2; shift 2 ;;
     --profile-model) profile_model=$2; shift 2 ;;
+    --ncu-variant) ncu_variant=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -169,17 +172,24 @@ PY
   done
 fi
 
-if [[ $ncu_detail -eq 1 && -f $profile_file ]] && command -v ncu >/dev/null; then
-  say "== ncu detail: the matvec launches of one decode layer ($profile_model, batch 1)"
-  # Prefill of 16 tokens runs GEMMs, not matvecs; the first matvecs are the prefill's last-row output
-  # projection and then decode step 1: skip into the middle of step 1 (layer 10 or so).
-  ncu --clock-control none --cache-control none --kernel-name regex:matvec --launch-skip 40 --launch-count 5 \
-    --section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
-    --section LaunchStats --section SchedulerStats \
-    "$bundle/bin/worker-orcd" bench --model "$profile_file" --device cuda:0 --prompt-tokens 16 \
-    --gen-tokens 2 --batch 1 --no-graphs >"$out/ncu-detail.txt" 2>>"$out/bench.log"
-  grep -E "matvec_|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Theoretical Occupancy|Registers Per|Issued Warp|No Eligible|Active Warps Per|Eligible Warps|Warp Cycles Per Issued|L1/TEX Hit|Block Limit" \
-    "$out/ncu-detail.txt" | cut -c1-150 | tee -a "$summary"
+if [[ $ncu_detail -eq 1 ]] && command -v ncu >/dev/null; then
+  for pm in $profile_model; do
+    pf=/tmp/qwen2.5-7b-$pm.gguf
+    [[ -f $pf ]] || continue
+    say "== ncu detail: the matvec launches of one decode layer ($pm, batch 1)"
+    # Prefill of 16 tokens runs GEMMs, not matvecs; the first matvecs are the prefill's last-row output
+    # projection and then decode step 1: skip into the middle of step 1 (layer 10 or so). The metrics:
+    # sectors L1 asked L2 for against the bytes L2 read from DRAM (a weight sector requested twice —
+    # two 16-byte halves from two instructions — shows as L2 sectors > DRAM sectors).
+    ncu --clock-control none --cache-control none --kernel-name regex:matvec --launch-skip 40 --launch-count 5 \
+      --section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
+      --section LaunchStats --section SchedulerStats \
+      --metrics dram__sectors_read.sum,lts__t_sectors_srcunit_tex_op_read.sum,lts__t_sector_op_read_hit_rate.pct,l1tex__t_sectors_pipe_lsu_mem_global_op_ld.sum,l1tex__t_sector_pipe_lsu_mem_global_op_ld_hit_rate.pct,l1tex__t_requests_pipe_lsu_mem_global_op_ld.sum \
+      "$bundle/bin/worker-orcd" bench --model "$pf" --device cuda:0 --prompt-tokens 16 \
+      --gen-tokens 2 --batch 1 --no-graphs --matvec-variant "$ncu_variant" >"$out/ncu-detail-$pm.txt" 2>>"$out/bench.log"
+    grep -E "matvec_|Duration|DRAM Throughput|Memory Throughput|L2 Cache Throughput|Achieved Occupancy|Registers Per|Issued Warp|No Eligible|Active Warps Per|Warp Cycles Per Issued|L1/TEX Hit|dram__sectors|lts__t_sector|l1tex__t_" \
+      "$out/ncu-detail-$pm.txt" | cut -c1-150 | tee -a "$summary"
+  done
 fi
 
 if [[ $full_test -eq 1 && -x $bundle/bin/gpu_engine_full_test ]]; then
