@@ -7,8 +7,10 @@
 //
 // Loading is split in two so that the bytes of a unit can travel through shared memory (cp.async):
 // ptrs() names the unit's `pieces` 16-byte pieces in global memory, small() loads its few scalar bytes
-// (block scales, high bits) into registers, decode() turns pieces + scalars into w_t. load_w() is the
-// three in a row; every kernel decodes with the same decode(), so the paths give identical bits.
+// (block scales, high bits) into registers (small<true>: from a copy of the matrix's bytes in shared
+// memory, addressed through the same device_matrix fields), decode() turns pieces + scalars into w_t.
+// load_w() is the three in a row; every kernel decodes with the same decode(), so the paths give
+// identical bits.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,14 @@ using blocks::half_bits_to_float;
 using blocks::ld16;
 
 __device__ __forceinline__ int dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
+
+// A scalar weight load: the read-only global path, or (STAGED) a plain load from weights a kernel has
+// staged in shared memory (the read-only path cannot address shared memory).
+template <bool STAGED, typename V>
+__device__ __forceinline__ V ld_w(const V* p) {
+  if constexpr (STAGED) return *p;
+  else return __ldg(p);
+}
 
 // 6-bit scales and mins of sub-blocks 2c and 2c+1 (c = 0..3) of a Q4_K/Q5_K super-block whose header
 // (d, dmin, 12 scale bytes s) is hd. The layout (model-facts.md): for j < 4 sc = s[j] & 63,
@@ -97,6 +107,29 @@ __device__ __forceinline__ void sums32(const int w[8], const x16 (&x)[2], int& i
   }
 }
 
+// Σ (unsigned bytes of a)·(signed bytes of b) + c, exact.
+__device__ __forceinline__ int dp4a_us(int a, int b, int c) {
+  int d;
+  asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+// sums32 for weights kept in the high nibble of each byte (16·q, read unsigned): the sums are 16× the
+// nibbles' and are shifted back exactly (every term is a multiple of 16).
+__device__ __forceinline__ void sums32_high_nibbles(const int w[8], const x16 (&x)[2], int& ih, int& il) {
+  ih = 0;
+  il = 0;
+  for (int i = 0; i < 4; ++i) {
+    ih = dp4a_us(w[i], x[0].h[i], ih);
+    il = dp4a_us(w[i], x[0].l[i], il);
+  }
+  for (int i = 0; i < 4; ++i) {
+    ih = dp4a_us(w[4 + i], x[1].h[i], ih);
+    il = dp4a_us(w[4 + i], x[1].l[i], il);
+  }
+  ih >>= 4;
+  il >>= 4;
+}
+
 // Q4_K: unit = the 32 qs bytes of super-block b, chunk c (0..3): all 32 elements of sub-block 2c (low
 // nibbles) and of 2c+1 (high nibbles). 4 units per 256 elements: the header (d, dmin, 6-bit scales) is
 // decoded once per 64 weights (ncu, run 12: with 32-element units that decode was a large part of the
@@ -105,6 +138,7 @@ template <>
 struct unit<ggml_type::q4_k> {
   static constexpr bool q8 = true;
   __host__ __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 4; }
+  // hi: the high nibbles left in place (16·q; one instruction per word less than shifting them down).
   struct w_t { int lo[8], hi[8]; float dsc_lo, dsc_hi, dm_lo, dm_hi; };
   struct x_t { x16 a[2], b[2]; float4 ds_a, ds_b; };  // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles)
   static constexpr int pieces = 3;  // header (d, dmin, scales), qs bytes 0..15 and 16..31 of the chunk
@@ -117,15 +151,16 @@ struct unit<ggml_type::q4_k> {
     p[1] = blk + 16 + 32 * c;
     p[2] = blk + 32 + 32 * c;
   }
+  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix&, std::uint32_t, std::uint32_t) { return {}; }
   __device__ static void decode(const uint4 pc[pieces], small_t, std::uint32_t u, w_t& o) {
     const std::uint32_t c = u & 3;
     const uint4 hd = pc[0];
     for (int i = 0; i < 4; ++i) {
       o.lo[i] = word(pc[1], i) & 0x0F0F0F0F;
-      o.hi[i] = (word(pc[1], i) >> 4) & 0x0F0F0F0F;
+      o.hi[i] = static_cast<int>(static_cast<std::uint32_t>(word(pc[1], i)) & 0xF0F0F0F0u);
       o.lo[4 + i] = word(pc[2], i) & 0x0F0F0F0F;
-      o.hi[4 + i] = (word(pc[2], i) >> 4) & 0x0F0F0F0F;
+      o.hi[4 + i] = static_cast<int>(static_cast<std::uint32_t>(word(pc[2], i)) & 0xF0F0F0F0u);
     }
     k_scales(hd, c, o.dsc_lo, o.dsc_hi, o.dm_lo, o.dm_hi);
   }
@@ -152,7 +187,7 @@ struct unit<ggml_type::q4_k> {
   __device__ static float dot(const w_t& w, const x_t& x) {
     int ih_a, il_a, ih_b, il_b;
     sums32(w.lo, x.a, ih_a, il_a);
-    sums32(w.hi, x.b, ih_b, il_b);
+    sums32_high_nibbles(w.hi, x.b, ih_b, il_b);
     return finish(w.dsc_lo, w.dsc_hi, w.dm_lo, w.dm_hi, ih_a, il_a, ih_b, il_b, x.ds_a, x.ds_b);
   }
 };
@@ -176,6 +211,7 @@ struct unit<ggml_type::q5_k> {
     p[1] = blk + 16 + 16 * h;
     p[2] = blk + 48 + 32 * c + 16 * h;
   }
+  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix&, std::uint32_t, std::uint32_t) { return {}; }
   __device__ static void decode(const uint4 pc[pieces], small_t, std::uint32_t u, w_t& o) {
     const std::uint32_t c = (u >> 1) & 3, h = u & 1;
@@ -229,10 +265,11 @@ struct unit<ggml_type::q6_k> {
     p[1] = base + 64 * n + 32 + 16 * h;
     p[2] = base + 128 + 32 * n + 16 * h;
   }
+  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
     const std::uint32_t b = u >> 2, n = (u >> 1) & 1;
     const std::size_t blk_index = static_cast<std::size_t>(row) * (w.cols / 256) + b;
-    return {__ldg(reinterpret_cast<const uint2*>(w.aux + blk_index * 16 + 8 * n)), __ldg(w.d + blk_index)};
+    return {ld_w<STAGED>(reinterpret_cast<const uint2*>(w.aux + blk_index * 16 + 8 * n)), ld_w<STAGED>(w.d + blk_index)};
   }
   __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t u, w_t& o) {
     const std::uint32_t h = u & 1;
@@ -292,8 +329,9 @@ struct unit<ggml_type::q8_0> {
     p[0] = w.qs + bi * 32;
     p[1] = w.qs + bi * 32 + 16;
   }
+  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
-    return {__ldg(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
+    return {ld_w<STAGED>(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
   }
   __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t, w_t& o) {
     const uint4 a = pc[0], b = pc[1];
@@ -335,8 +373,9 @@ struct unit<ggml_type::q4_0> {
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / 32) + u) * 16;
   }
+  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
-    return {__ldg(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
+    return {ld_w<STAGED>(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
   }
   __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t, w_t& o) {
     const uint4 q = pc[0];
@@ -386,9 +425,10 @@ struct unit<ggml_type::q5_0> {
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / 32) + u) * 16;
   }
+  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
     const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / 32) + u;
-    return {__ldg(reinterpret_cast<const std::uint32_t*>(w.aux) + bi), __ldg(w.d + bi)};
+    return {ld_w<STAGED>(reinterpret_cast<const std::uint32_t*>(w.aux) + bi), ld_w<STAGED>(w.d + bi)};
   }
   __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t, w_t& o) {
     const uint4 q = pc[0];
@@ -419,6 +459,7 @@ struct float_unit {
     const std::size_t e = static_cast<std::size_t>(row) * w.cols + static_cast<std::size_t>(u) * per;
     p[0] = w.qs + e * (T == ggml_type::f32 ? 4 : 2);
   }
+  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix&, std::uint32_t, std::uint32_t) { return {}; }
   __device__ static void decode(const uint4 pc[pieces], small_t, std::uint32_t, w_t& o) {
     if constexpr (T == ggml_type::f32) {
