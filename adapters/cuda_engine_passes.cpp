@@ -43,8 +43,12 @@ using gpu::align_up;
 //   off for the others (tokens pdl / nopdl force it). Q8_0 gained in every H100 run that measured it
 //   (+2.9 % session 4; +1.3, +1.2, +1.3, +1.6 % sessions 5-6; +1.6, +3.6 % session 7); Q4_K_M lost
 //   0.6-1.0 % in sessions 5-6 and −0.2 % with session 7's kernels (S7-2, S7-5), F16 −0.1 to −0.6 %.
+// - V beside Q and K (a graph branch on the side stream) when V's weight type differs from theirs
+//   (Qwen2.5 Q4_K_M: Q6_K V in 13 of 28 layers, which otherwise runs alone on 128 two-warp blocks
+//   after Q + K); token novbranch turns it off. H200 session 8 (run S8-8): 422.1 / 418.6 vs 417.8 /
+//   418.3 tok/s without it (Q8_0, F16: no such layers, unchanged).
 struct decode_fusion {
-  bool rope = true, merge = false;
+  bool rope = true, merge = false, vbranch = true;
   int pdl = -1;  // -1: by the model's weight type (pdl_by_default)
   std::uint32_t split = gpu::k_attn_split_decode;
 };
@@ -62,6 +66,8 @@ const decode_fusion& decode_settings() {
       else if (tok == "nopdl") r.pdl = 0;
       else if (tok == "split64") r.split = 64;
       else if (tok == "split32") r.split = 32;
+      else if (tok == "novbranch") r.vbranch = false;
+      else if (tok == "vbranch") r.vbranch = true;
       else throw gpu::gpu_error(gpu::gpu_error_code::invalid_argument, "WORKER_ORCD_DECODE_FUSE: unknown token " + tok);
     }
     return r;
@@ -220,11 +226,20 @@ gpu::attention_args attention_over_cache(const dev_model& m, const token_rows& t
   return a;
 }
 
-// Q, K, V projections with their biases; weights of equal type share one launch.
-void qkv_matvec(const dev_layer& L, const gpu::matvec_x& x, const scratch& s, const dev_model& m, cudaStream_t st) {
+// Q, K, V projections with their biases; weights of equal type share one launch. With `branch` and
+// a V of its own type after Q and K of one type, V runs on the side stream beside Q + K.
+void qkv_matvec(const dev_layer& L, const gpu::matvec_x& x, const scratch& s, const dev_model& m, cudaStream_t st,
+                const gpu::device_context* branch) {
   const gpu::matvec_out all[3] = {{L.wq, L.bq, s.q, m.q_dim, false},
                                   {L.wk, L.bk, s.k, m.kv_dim, false},
                                   {L.wv, L.bv, s.v, m.kv_dim, false}};
+  if (branch && L.wq.type == L.wk.type && L.wv.type != L.wq.type) {
+    branch->fork_side(st);
+    gpu::matvec(std::span(&all[2], 1), x, branch->side_stream());
+    gpu::matvec(std::span(all, 2), x, st);
+    branch->join_side(st);
+    return;
+  }
   bool done[3] = {false, false, false};
   for (int i = 0; i < 3; ++i) {
     if (done[i]) continue;
@@ -337,7 +352,7 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
   for (std::uint32_t l = 0; l < m.layers.size(); ++l) {
     const dev_layer& L = m.layers[l];
     gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.attn_norm, b, m.eps, pdl && l > 0), st);
-    qkv_matvec(L, x, s, m, st);
+    qkv_matvec(L, x, s, m, st, fuse.vbranch ? pc.ctx : nullptr);
 
     const token_rows tokens{s.q, s.seqs, s.tok_seq, s.tok_pos, b};
     gpu::attention_args a = attention_over_cache(m, tokens, l, decode_split(), s.max_splits, s.att_po, s.att_pml);

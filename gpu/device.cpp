@@ -71,6 +71,9 @@ device_context::device_context(int index) {
   info_ = query_device(index);
   WORKER_CUDA_CHECK(cudaStreamCreateWithFlags(&compute_, cudaStreamNonBlocking));
   WORKER_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking));
+  WORKER_CUDA_CHECK(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
+  WORKER_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
+  WORKER_CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
   cublasHandle_t h = nullptr;
   if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) throw gpu_error(gpu_error_code::device_error, "cublasCreate failed");
   cublas_ = h;
@@ -86,13 +89,27 @@ device_context::device_context(int index) {
 device_context::~device_context() {
   if (cublas_) cublasDestroy(static_cast<cublasHandle_t>(cublas_));
   if (cublas_workspace_) cudaFree(cublas_workspace_);
+  if (join_) cudaEventDestroy(join_);
+  if (fork_) cudaEventDestroy(fork_);
+  if (side_) cudaStreamDestroy(side_);
   if (copy_) cudaStreamDestroy(copy_);
   if (compute_) cudaStreamDestroy(compute_);
 }
 
 void device_context::synchronize() const {
   WORKER_CUDA_CHECK(cudaStreamSynchronize(copy_));
+  WORKER_CUDA_CHECK(cudaStreamSynchronize(side_));
   WORKER_CUDA_CHECK(cudaStreamSynchronize(compute_));
+}
+
+void device_context::fork_side(cudaStream_t main) const {
+  WORKER_CUDA_CHECK(cudaEventRecord(fork_, main));
+  WORKER_CUDA_CHECK(cudaStreamWaitEvent(side_, fork_, 0));
+}
+
+void device_context::join_side(cudaStream_t main) const {
+  WORKER_CUDA_CHECK(cudaEventRecord(join_, side_));
+  WORKER_CUDA_CHECK(cudaStreamWaitEvent(main, join_, 0));
 }
 
 int parse_cuda_device(const std::string& spec) {

@@ -51,6 +51,12 @@ class device_context {
   int index() const { return info_.index; }
   cudaStream_t compute_stream() const { return compute_; }
   cudaStream_t copy_stream() const { return copy_; }
+  // A second compute stream for kernels of a pass that are independent of the ones beside them
+  // (captured as a graph branch): fork_side(main) makes it wait for main's work so far, join_side(main)
+  // makes main wait for the side stream's work so far.
+  cudaStream_t side_stream() const { return side_; }
+  void fork_side(cudaStream_t main) const;
+  void join_side(cudaStream_t main) const;
   // cuBLAS handle bound to the compute stream (void* to keep cublas_v2.h out of this header).
   void* cublas() const { return cublas_; }
   // Workspace for cuBLAS (fixed so that graph capture never allocates).
@@ -63,6 +69,8 @@ class device_context {
   device_info info_;
   cudaStream_t compute_ = nullptr;
   cudaStream_t copy_ = nullptr;
+  cudaStream_t side_ = nullptr;
+  cudaEvent_t fork_ = nullptr, join_ = nullptr;  // re-recorded at every fork / join
   void* cublas_ = nullptr;
   void* cublas_workspace_ = nullptr;
   std::size_t cublas_workspace_bytes_ = 0;
