@@ -93,41 +93,33 @@ __device__ __forceinline__ float dot16(const int w[4], const x16& x, float dh, f
 template <ggml_type T>
 struct unit;
 
-// Σw·q_hi and Σw·q_lo over 32 bytes (two x16), exact integers.
-__device__ __forceinline__ void sums32(const int w[8], const x16 (&x)[2], int& ih, int& il) {
-  ih = 0;
-  il = 0;
-  for (int i = 0; i < 4; ++i) {
-    ih = dp4a(w[i], x[0].h[i], ih);
-    il = dp4a(w[i], x[0].l[i], il);
-  }
-  for (int i = 0; i < 4; ++i) {
-    ih = dp4a(w[4 + i], x[1].h[i], ih);
-    il = dp4a(w[4 + i], x[1].l[i], il);
-  }
-}
-
 // Σ (unsigned bytes of a)·(signed bytes of b) + c, exact.
 __device__ __forceinline__ int dp4a_us(int a, int b, int c) {
   int d;
   asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
   return d;
 }
-// sums32 for weights kept in the high nibble of each byte (16·q, read unsigned): the sums are 16× the
-// nibbles' and are shifted back exactly (every term is a multiple of 16).
-__device__ __forceinline__ void sums32_high_nibbles(const int w[8], const x16 (&x)[2], int& ih, int& il) {
+
+// Σw·q_hi and Σw·q_lo over 32 bytes (two x16), exact integers. HIGH_NIBBLES: the weights sit in the
+// high nibble of each byte (16·q, read unsigned); the sums, 16× the nibbles', are shifted back
+// exactly (every term is a multiple of 16).
+template <bool HIGH_NIBBLES = false>
+__device__ __forceinline__ void sums32(const int w[8], const x16 (&x)[2], int& ih, int& il) {
+  auto dp = [](int a, int b, int c) { return HIGH_NIBBLES ? dp4a_us(a, b, c) : dp4a(a, b, c); };
   ih = 0;
   il = 0;
   for (int i = 0; i < 4; ++i) {
-    ih = dp4a_us(w[i], x[0].h[i], ih);
-    il = dp4a_us(w[i], x[0].l[i], il);
+    ih = dp(w[i], x[0].h[i], ih);
+    il = dp(w[i], x[0].l[i], il);
   }
   for (int i = 0; i < 4; ++i) {
-    ih = dp4a_us(w[4 + i], x[1].h[i], ih);
-    il = dp4a_us(w[4 + i], x[1].l[i], il);
+    ih = dp(w[4 + i], x[1].h[i], ih);
+    il = dp(w[4 + i], x[1].l[i], il);
   }
-  ih >>= 4;
-  il >>= 4;
+  if constexpr (HIGH_NIBBLES) {
+    ih >>= 4;
+    il >>= 4;
+  }
 }
 
 // Q4_K: unit = the 32 qs bytes of super-block b, chunk c (0..3): all 32 elements of sub-block 2c (low
@@ -187,7 +179,7 @@ struct unit<ggml_type::q4_k> {
   __device__ static float dot(const w_t& w, const x_t& x) {
     int ih_a, il_a, ih_b, il_b;
     sums32(w.lo, x.a, ih_a, il_a);
-    sums32_high_nibbles(w.hi, x.b, ih_b, il_b);
+    sums32<true>(w.hi, x.b, ih_b, il_b);
     return finish(w.dsc_lo, w.dsc_hi, w.dm_lo, w.dm_hi, ih_a, il_a, ih_b, il_b, x.ds_a, x.ds_b);
   }
 };
