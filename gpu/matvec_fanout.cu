@@ -531,24 +531,25 @@ __global__ void __launch_bounds__(k_fan_threads, 3) matvec_fanout_ring_kernel(co
         q4k_mma_load<true>(w, lrow, b, lane & 3, raw);
         q4k_mma_dots(p.x, raw, b, tile * k_mma_rows + gq, lane, nunits, dots);
       }
-    } else
-    for (std::uint32_t t = threadIdx.x; t < g.fan.tasks; t += blockDim.x) {
-      const std::uint32_t q = t / nunits, u = t - q * nunits;
-      typename U::x_t xv;
-      U::load_x(p.x, 0, u, xv);
+    } else {
+      for (std::uint32_t t = threadIdx.x; t < g.fan.tasks; t += blockDim.x) {
+        const std::uint32_t q = t / nunits, u = t - q * nunits;
+        typename U::x_t xv;
+        U::load_x(p.x, 0, u, xv);
 #pragma unroll
-      for (int i = 0; i < RT; ++i) {
-        const std::uint32_t lr = q * RT + static_cast<std::uint32_t>(i);
-        const device_matrix w = SWIGLU && lr >= br ? view1 : view0;
-        const std::uint32_t lrow = min(row_of<SWIGLU>(lr, br), nvalid - 1);  // clamp: result unused
-        const void* ptr[NP];
-        U::ptrs(w, lrow, u, ptr);
-        uint4 pc[NP];
+        for (int i = 0; i < RT; ++i) {
+          const std::uint32_t lr = q * RT + static_cast<std::uint32_t>(i);
+          const device_matrix w = SWIGLU && lr >= br ? view1 : view0;
+          const std::uint32_t lrow = min(row_of<SWIGLU>(lr, br), nvalid - 1);  // clamp: result unused
+          const void* ptr[NP];
+          U::ptrs(w, lrow, u, ptr);
+          uint4 pc[NP];
 #pragma unroll
-        for (int k = 0; k < NP; ++k) pc[k] = *static_cast<const uint4*>(ptr[k]);
-        typename U::w_t wd;
-        U::decode(pc, U::template small<true>(w, lrow, u), u, wd);
-        dots[lr * nunits + u] = U::dot(wd, xv);
+          for (int k = 0; k < NP; ++k) pc[k] = *static_cast<const uint4*>(ptr[k]);
+          typename U::w_t wd;
+          U::decode(pc, U::template small<true>(w, lrow, u), u, wd);
+          dots[lr * nunits + u] = U::dot(wd, xv);
+        }
       }
     }
     // Every thread is done with the stage and has written the dots (the previous group's phase 2,
