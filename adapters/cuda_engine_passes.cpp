@@ -235,8 +235,18 @@ void qkv_matvec(const dev_layer& L, const gpu::matvec_x& x, const scratch& s, co
                                   {L.wv, L.bv, s.v, m.kv_dim, false}};
   if (branch && L.wq.type == L.wk.type && L.wv.type != L.wq.type) {
     branch->fork_side(st);
-    gpu::matvec(std::span(&all[2], 1), x, branch->side_stream());
-    gpu::matvec(std::span(all, 2), x, st);
+    try {
+      gpu::matvec(std::span(&all[2], 1), x, branch->side_stream());
+      gpu::matvec(std::span(all, 2), x, st);
+    } catch (...) {
+      // Join anyway, so that the caller's stream (and a capture in progress) never leaves the side
+      // stream's work behind; the first error is the one reported.
+      try {
+        branch->join_side(st);
+      } catch (...) {
+      }
+      throw;
+    }
     branch->join_side(st);
     return;
   }
@@ -560,6 +570,7 @@ void decode_graphs::launch(const pass_context& pc, std::uint32_t b, bool use_gra
     } catch (...) {
       cudaStreamEndCapture(st, &g);
       if (g) cudaGraphDestroy(g);
+      cudaGetLastError();  // an invalidated capture's error must not surface at the next launch check
       throw;
     }
     WORKER_CUDA_CHECK(cudaStreamEndCapture(st, &g));

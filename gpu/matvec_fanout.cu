@@ -563,25 +563,29 @@ __global__ void __launch_bounds__(k_fan_threads, 3) matvec_fanout_ring_kernel(co
   }
 }
 
-// Resident blocks per SM for a kernel at `threads` threads and `smem` dynamic shared memory (cached:
-// the occupancy query is not free; a worker serves one device).
+// Resident blocks per SM for `kernel` at `threads` threads and `smem` dynamic shared memory (cached
+// per kernel and size: the occupancy query is not free; a worker serves one device).
 template <typename K>
 std::uint32_t resident_per_sm(K kernel, int threads, std::size_t smem) {
+  struct entry {
+    K kernel;
+    std::size_t smem;
+    int blocks;
+  };
   static std::mutex mu;
-  static std::size_t cached_smem[16] = {};
-  static int cached_blocks[16] = {};
+  static entry cache[32] = {};
   std::lock_guard<std::mutex> lock(mu);
-  for (int i = 0; i < 16; ++i)
-    if (cached_smem[i] == smem && cached_blocks[i] > 0) return static_cast<std::uint32_t>(cached_blocks[i]);
+  for (const entry& e : cache)
+    if (e.blocks > 0 && e.kernel == kernel && e.smem == smem) return static_cast<std::uint32_t>(e.blocks);
   int per_sm = 0;
   WORKER_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
-  for (int i = 0; i < 16; ++i)
-    if (cached_blocks[i] == 0) {
-      cached_smem[i] = smem;
-      cached_blocks[i] = std::max(1, per_sm);
+  per_sm = std::max(1, per_sm);
+  for (entry& e : cache)
+    if (e.blocks == 0) {
+      e = {kernel, smem, per_sm};
       break;
     }
-  return static_cast<std::uint32_t>(std::max(1, per_sm));
+  return static_cast<std::uint32_t>(per_sm);
 }
 
 // block_rows (0: about one task per thread per group) rows per group, `stages` stages (lowered to
@@ -634,7 +638,8 @@ bool launch_ring(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, in
   const auto kernel = matvec_fanout_ring_kernel<T, SWIGLU, RT, MMA>;
   // More than 48 KB of dynamic shared memory needs the opt-in attribute; as much shared memory as the
   // SM has (L1 keeps the rest: enough for the activations, ≤ 9 KB at K = 3,584), so that registers,
-  // not the carveout, set the blocks per SM.
+  // not the carveout, set the blocks per SM. Set once per kernel (for the current device: a worker
+  // serves one).
   static std::atomic<bool> attributes_set{false};
   if (!attributes_set.load(std::memory_order_acquire)) {
     WORKER_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(k_ring_max_smem)));
