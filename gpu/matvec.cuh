@@ -18,8 +18,9 @@
 // staged kernel (matvec_staged.cu) moves the weight bytes through a per-lane cp.async ring in shared
 // memory; the streaming kernel (matvec_stream.cu) keeps that ring full across rows in a persistent
 // grid (each warp walks many row groups); the fan-out kernel (matvec_fanout.cu, one column) has any
-// thread compute any unit's dot into shared memory and adds them afterwards in the lane order (with an
-// opt-in Q4_K variant that computes the units' integer sums on int8 tensor cores). matvec() picks one
+// thread compute any unit's dot into shared memory and adds them afterwards in the lane order (with
+// opt-in variants, measured slower: Q4_K's integer sums on int8 tensor cores, and a persistent grid
+// that streams the weights through shared memory with bulk copies). matvec() picks one
 // per weight type and column count (measured defaults, see docs/performance.md); set_matvec_variant()
 // overrides the choice for benchmarks and tests.
 #pragma once
