@@ -41,6 +41,9 @@ struct fan_geometry {
   std::uint32_t block_rows;  // BR: output rows of a block
   std::uint32_t nunits;      // units per row
   std::uint32_t tasks;       // per block: (SWIGLU ? 2 : 1)·BR / RT · ⌈nunits / UT⌉
+  // Register kernel only: ⌈2^32 / G⌉ for G = ⌈nunits / UT⌉ unit groups per row (t / G = umulhi(t, magic)
+  // for every task index t of the block, G ≥ 2); 0 when G = 1.
+  std::uint32_t group_magic = 0;
 };
 
 // Local row lr of a block: gate rows [0, BR), then (SWIGLU) up rows [BR, 2·BR), of output rows row0 + lr mod BR.
@@ -69,20 +72,42 @@ __device__ __forceinline__ int block_segment(const mv_params& p) {
 }
 
 // Phase 2, after the block's dots[local row][unit] are complete: row r's sum in the order of every
-// family — lane l adds 0, then units l, l+32, … — and the butterfly; then the output epilogue.
+// family — lane l adds 0, then units l, l+32, … — and the butterfly; then the output epilogue. A warp
+// sums two rows at once (SwiGLU: gate and up of one output row; otherwise rows r and r + warps): two
+// independent chains in one loop and one butterfly, each value with the operations and order of
+// warp_sum, so the bits are unchanged while the block's last phase is about half as long. A block holds
+// its registers until its last warp is done, so this phase's latency is what costs (H200 session 9):
+// two rows at once (with the task split of matvec_fanout_kernel) took Q4_K_M from 420.2 / 421.6 to
+// 441.9 / 440.0 tok/s, Q8_0 +1.3 %, F16 +1.1 % (run S9-4), while one thread per row (fewer
+// instructions, a longer serial walk) lost 9 % for Q4_K_M (S9-3).
 template <bool SWIGLU>
 __device__ __forceinline__ void add_and_store_rows(const mv_seg& sg, const float* dots, std::uint32_t br,
                                                    std::uint32_t nunits, std::uint32_t row0) {
   const int lane = threadIdx.x & 31;
-  auto row_sum = [&](std::uint32_t lr) {
-    float acc = 0.0f;
-    for (std::uint32_t u = static_cast<std::uint32_t>(lane); u < nunits; u += 32) acc = __fadd_rn(acc, dots[lr * nunits + u]);
-    return warp_sum(acc);
+  const std::uint32_t nwarps = blockDim.x >> 5, rows = sg.w.rows;
+  auto row_sums = [&](std::uint32_t la, std::uint32_t lb, float& a, float& b) {
+    a = 0.0f;
+    b = 0.0f;
+    for (std::uint32_t u = static_cast<std::uint32_t>(lane); u < nunits; u += 32) {
+      a = __fadd_rn(a, dots[la * nunits + u]);
+      b = __fadd_rn(b, dots[lb * nunits + u]);
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ao = __shfl_xor_sync(0xffffffffu, a, o), bo = __shfl_xor_sync(0xffffffffu, b, o);
+      a = __fadd_rn(a, ao);
+      b = __fadd_rn(b, bo);
+    }
   };
-  for (std::uint32_t r = threadIdx.x >> 5; r < br && row0 + r < sg.w.rows; r += blockDim.x >> 5) {
-    const float a = row_sum(r);
-    const float b = SWIGLU ? row_sum(br + r) : 0.0f;
-    if (lane == 0) store_one<SWIGLU>(sg, row0 + r, 0, a, b);
+  const std::uint32_t step = SWIGLU ? nwarps : 2 * nwarps;
+  for (std::uint32_t r = threadIdx.x >> 5; r < br && row0 + r < rows; r += step) {
+    const std::uint32_t r2 = r + nwarps;
+    const bool second = !SWIGLU && r2 < br && row0 + r2 < rows;
+    float a, b;
+    row_sums(r, SWIGLU ? br + r : second ? r2 : r, a, b);
+    if (lane == 0) {
+      store_one<SWIGLU>(sg, row0 + r, 0, a, SWIGLU ? b : 0.0f);
+      if (second) store_one<false>(sg, row0 + r2, 0, b, 0.0f);
+    }
   }
 }
 
@@ -107,20 +132,31 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
 
   // A task: units UT·j … UT·j + UT − 1 of local rows RT·q … RT·q + RT − 1, all their weight pieces
   // requested before any is used (bytes in flight per thread); the activations of a unit serve the RT rows.
+  // t = q·G + j, split once per task by a multiply-high (no integer division: ~20 instructions each,
+  // twice per task before).
+  struct task_t {
+    std::uint32_t q, u0;
+  };
+  auto split = [&](std::uint32_t t) {
+    const std::uint32_t q = g.group_magic ? __umulhi(t, g.group_magic) : t;
+    return task_t{q, (t - q * ngroups) * UT};
+  };
   struct raw_t {
     uint4 pc[UT][RT][NP];
     typename U::small_t sm[UT][RT];
   };
-  auto load = [&](std::uint32_t t, raw_t& raw) {
-    const std::uint32_t q = t / ngroups, u0 = (t - q * ngroups) * UT;
+  auto load = [&](task_t tk, raw_t& raw) {
+    // The RT rows of a task lie in one local matrix (the launcher makes BR a multiple of RT): pick it once.
+    const std::uint32_t lr0 = tk.q * RT;
+    const bool up = SWIGLU && lr0 >= br;
+    const device_matrix w = up ? p.seg[1].w : sg.w;
+    const std::uint32_t r0 = row0 + (up ? lr0 - br : lr0);
 #pragma unroll
     for (int c = 0; c < UT; ++c) {
-      const std::uint32_t u = min(u0 + static_cast<std::uint32_t>(c), nunits - 1);  // clamp: result unused
+      const std::uint32_t u = min(tk.u0 + static_cast<std::uint32_t>(c), nunits - 1);  // clamp: result unused
 #pragma unroll
       for (int i = 0; i < RT; ++i) {
-        const std::uint32_t lr = q * RT + static_cast<std::uint32_t>(i);
-        const device_matrix w = local_matrix<SWIGLU>(p, sg, lr, br);
-        const std::uint32_t row = min(row0 + row_of<SWIGLU>(lr, br), rows - 1);  // clamp: result unused
+        const std::uint32_t row = min(r0 + static_cast<std::uint32_t>(i), rows - 1);  // clamp: result unused
         const void* ptr[NP];
         U::ptrs(w, row, u, ptr);
 #pragma unroll
@@ -129,11 +165,11 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
       }
     }
   };
-  auto compute = [&](std::uint32_t t, const raw_t& raw) {
-    const std::uint32_t q = t / ngroups, u0 = (t - q * ngroups) * UT;
+  auto compute = [&](task_t tk, const raw_t& raw) {
+    float* out = dots + tk.q * RT * nunits;
 #pragma unroll
     for (int c = 0; c < UT; ++c) {
-      const std::uint32_t u = u0 + static_cast<std::uint32_t>(c);
+      const std::uint32_t u = tk.u0 + static_cast<std::uint32_t>(c);
       if (UT > 1 && u >= nunits) break;
       typename U::x_t xv;
       U::load_x(p.x, 0, u, xv);
@@ -141,7 +177,7 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
       for (int i = 0; i < RT; ++i) {
         typename U::w_t w;
         U::decode(raw.pc[c][i], raw.sm[c][i], u, w);
-        dots[(q * RT + static_cast<std::uint32_t>(i)) * nunits + u] = U::dot(w, xv);
+        out[i * nunits + u] = U::dot(w, xv);
       }
     }
   };
@@ -149,13 +185,15 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
   // Weights never depend on the producer of x and y (programmatic dependent launch): the first task's
   // pieces are requested before the wait.
   std::uint32_t t = threadIdx.x;
+  task_t tk = split(t);
   raw_t raw;
-  if (t < g.tasks) load(t, raw);
+  if (t < g.tasks) load(tk, raw);
   pdl_wait_and_release();
   while (t < g.tasks) {
-    compute(t, raw);
+    compute(tk, raw);
     t += blockDim.x;
-    if (t < g.tasks) load(t, raw);
+    tk = split(t);
+    if (t < g.tasks) load(tk, raw);
   }
   __syncthreads();
   add_and_store_rows<SWIGLU>(sg, dots, br, nunits, row0);
@@ -198,7 +236,12 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
   const std::uint32_t nunits = mv::unit<T>::count(p.seg[0].w.cols);
   const fan_blocks f = plan_dot_blocks<SWIGLU>(p, nunits, block_rows, RT);
   if (f.rows == 0) return false;
-  const fan_geometry g{f.rows, nunits, f.rows * (SWIGLU ? 2 : 1) / RT * ((nunits + UT - 1) / UT)};
+  const std::uint32_t ngroups = (nunits + UT - 1) / UT;
+  fan_geometry g{f.rows, nunits, f.rows * (SWIGLU ? 2 : 1) / RT * ngroups};
+  // t / G by umulhi(t, ⌈2^32 / G⌉) is exact while t·G < 2^32 (error term t·(magic·G − 2^32) / 2^32 < 1
+  // / G); every t of a block is below its task count (~10^5 at most for the target models).
+  if (static_cast<std::uint64_t>(g.tasks) * ngroups >= (std::uint64_t{1} << 32)) return false;
+  g.group_magic = ngroups > 1 ? static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + ngroups - 1) / ngroups) : 0;
   // Trimmed: a block whose tasks fit in one round gets as many warps as they need (no idle warp
   // holding registers that another block could use).
   const std::uint32_t threads = trim ? std::min<std::uint32_t>(k_fan_threads, (g.tasks + 31) / 32 * 32) : k_fan_threads;
