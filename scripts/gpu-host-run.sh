@@ -133,6 +133,10 @@ for r in rows:
 PY
 fi
 profile_file=/tmp/qwen2.5-7b-$profile_model.gguf
+if [[ $profile -eq 1 && ! -f $profile_file ]]; then
+  say "profile: no $profile_file (the bench step generates it: run without --skip-bench)"
+  status=1
+fi
 if [[ $profile -eq 1 && -f $profile_file ]] && command -v ncu >/dev/null; then
   # Two passes: caches flushed before every kernel (ncu's default: what a kernel costs from DRAM) and
   # caches left warm (closer to the real step, where a small kernel's inputs are still in L2). ncu
@@ -175,7 +179,7 @@ fi
 if [[ $ncu_detail -eq 1 ]] && command -v ncu >/dev/null; then
   for pm in $profile_model; do
     pf=/tmp/qwen2.5-7b-$pm.gguf
-    [[ -f $pf ]] || continue
+    [[ -f $pf ]] || { say "ncu detail: no $pf (the bench step generates it: run without --skip-bench)"; status=1; continue; }
     say "== ncu detail: the matvec launches of one decode layer ($pm, batch 1)"
     # Prefill of 16 tokens runs GEMMs, not matvecs; the first matvecs are the prefill's last-row output
     # projection and then decode step 1: skip into the middle of step 1 (layer 10 or so). The metrics:
