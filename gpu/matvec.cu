@@ -33,9 +33,6 @@ mv_tuning parse_tuning(const std::string& spec) {
              tok.size() <= 6) t.fanout_small_rows = std::stoi(tok.substr(3));
     else if (tok == "fmma") t.fanout_mma = 1;
     else if (tok == "nomma") t.fanout_mma = 0;
-    else if (tok == "fring") t.fanout_ring = 1;
-    else if (tok == "noring") t.fanout_ring = 0;
-    else if (tok.size() == 4 && tok.rfind("frs", 0) == 0 && tok[3] >= '2' && tok[3] <= '8') t.fanout_ring_stages = tok[3] - '0';
     else if (tok == "fdt1" || tok == "fdt2" || tok == "fdt4") t.fanout_long_task_rows = tok[3] - '0';
     else if (tok == "fdu1" || tok == "fdu2" || tok == "fdu4") t.fanout_long_task_units = tok[3] - '0';
     else if (tok == "fu1" || tok == "fu2" || tok == "fu4") t.fanout_task_units = tok[2] - '0';

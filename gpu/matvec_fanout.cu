@@ -19,12 +19,11 @@
 // move); for Q4_K_M +1–2 % with four rows per task in trimmed blocks (−4 … −7 % with two rows), +6 %
 // with 16-row blocks for the down projection as well (session 7).
 //
-// Also here, opt-in and measured slower (bit-identical, tested): Q4_K on int8 tensor cores (fmma) and a
-// persistent grid that streams row groups through shared memory with bulk copies (fring; with fmma,
-// tensor-core tasks) — see their sections for the numbers.
+// Also here, opt-in and measured slower (bit-identical, tested): Q4_K on int8 tensor cores (fmma), see
+// its section for the numbers. (A persistent grid that streamed row groups through a shared-memory
+// ring by bulk copies, fring, was slower in every shape on the H200 in session 8 — Q4_K_M 391 vs 414
+// tok/s, Q8_0 305 vs 385, F16 228 vs 242 — and was removed in session 10; docs/performance.md.)
 #include <algorithm>
-#include <atomic>
-#include <mutex>
 
 #include "gpu/matvec_common.cuh"
 #include "gpu/matvec_units.cuh"
@@ -284,24 +283,16 @@ struct q4k_mma_raw {
   uint4 hd[2];    // headers of rows g, g + 8
   uint4 qs[2][2]; // chunk t of rows g, g + 8: bytes 0..15, 16..31
 };
-// Super-block b of the 16 rows w, rows lrow[0] (g) and lrow[1] (g + 8), as lane (g, t) loads them;
-// STAGED: w points into shared memory.
-template <bool STAGED>
+// Super-block b of the 16 rows w, rows lrow[0] (g) and lrow[1] (g + 8), as lane (g, t) loads them.
 __device__ __forceinline__ void q4k_mma_load(const device_matrix (&w)[2], const std::uint32_t (&lrow)[2], std::uint32_t b,
                                              std::uint32_t tq, q4k_mma_raw& raw) {
   const std::uint32_t nsb = w[0].cols / 256;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     const std::uint8_t* blk = reinterpret_cast<const std::uint8_t*>(w[i].qs) + (static_cast<std::size_t>(lrow[i]) * nsb + b) * 144;
-    if constexpr (STAGED) {
-      raw.hd[i] = *reinterpret_cast<const uint4*>(blk);
-      raw.qs[i][0] = *reinterpret_cast<const uint4*>(blk + 16 + 32 * tq);
-      raw.qs[i][1] = *reinterpret_cast<const uint4*>(blk + 32 + 32 * tq);
-    } else {
-      raw.hd[i] = blocks::ld16(blk);
-      raw.qs[i][0] = blocks::ld16(blk + 16 + 32 * tq);
-      raw.qs[i][1] = blocks::ld16(blk + 32 + 32 * tq);
-    }
+    raw.hd[i] = blocks::ld16(blk);
+    raw.qs[i][0] = blocks::ld16(blk + 16 + 32 * tq);
+    raw.qs[i][1] = blocks::ld16(blk + 32 + 32 * tq);
   }
 }
 // The four units of super-block b of a 16-row tile on int8 mma: lane (g, t) writes unit 4b + t of
@@ -364,7 +355,7 @@ __global__ void __launch_bounds__(k_fan_threads, 2) matvec_fanout_q4k_mma_kernel
       w[i] = local_matrix<SWIGLU>(p, sg, lr, br);
       lrow[i] = min(row0 + row_of<SWIGLU>(lr, br), rows - 1);  // clamp: result unused
     }
-    q4k_mma_load<false>(w, lrow, b, tq, raw);
+    q4k_mma_load(w, lrow, b, tq, raw);
   };
 
   // The next task's weights are requested before this one is computed (two in flight per warp); the
@@ -383,318 +374,6 @@ __global__ void __launch_bounds__(k_fan_threads, 2) matvec_fanout_q4k_mma_kernel
   }
   __syncthreads();
   add_and_store_rows<SWIGLU>(sg, dots, br, nunits, row0);
-}
-
-// --- Weights streamed through shared memory by bulk copies (tokens fring, frsN) ---------------------
-// A persistent grid: block b takes the row groups (BR rows of one segment, gate and up rows for
-// SWIGLU) b, b + grid, b + 2·grid, … and streams their weight bytes through a ring of S stages in
-// shared memory. One thread copies a group's rows of each part (quant bytes, Q6_K/Q5_0 aux, fp16 block
-// scales) with cp.async.bulk (the SM's copy engine: one instruction per part and matrix, completion
-// counted in bytes on the stage's mbarrier); S − 1 groups are in flight while the block computes one,
-// so the bytes in flight per SM are bounded by shared memory, not by registers (the register kernel
-// keeps four rows' pieces in registers: 128 per thread, 16 warps per SM, and each block waits for
-// its own loads once). A group's tasks, dots and phase 2 are those of matvec_fanout_kernel and read
-// the same bytes (from shared memory) with the same decode()/dot(): the results are bit-identical to
-// every other family, whichever block computes a group.
-// Measured (H200, session 8, same-run A/B against the default register kernel, batch 1): slower —
-// Q4_K_M 391 vs 414 tok/s, Q8_0 305 vs 385, F16 228 vs 242 (ft2 / ft1 / six stages slower still);
-// with the Q4_K tensor-core tasks (fring,fmma) 402–407 vs 418–422. ncu (run S8-5): the gate + up launch
-// issues as many instructions as the register kernel and waits as long — the decode matvecs are bound
-// by instructions and their latency per weight byte, not by bytes in flight. (A first version that
-// staged each block's rows once, without a ring, lost 12 / 22 / 5 %.) Opt-in, for measuring.
-
-constexpr int k_parts = 3;  // quant bytes, aux, fp16 scales (gpu/device_matrix.hpp)
-constexpr int k_ring_max_stages = 8;
-// Default stages (frsN): four for per-thread tasks; two for the tensor-core tasks, whose 16-row groups
-// are 32 KB a stage (three blocks per SM with two stages, two with three: 402 vs 387 tok/s, S8-7).
-constexpr int k_ring_stages = 4;
-constexpr int k_ring_mma_stages = 2;
-constexpr std::size_t k_ring_max_smem = 112 * 1024;  // per block: at least two blocks per SM
-
-struct ring_geometry {
-  fan_geometry fan;                 // block_rows = BR, tasks per group
-  std::uint32_t row_bytes[k_parts]; // bytes of one row in each part
-  std::uint32_t span[2][k_parts];   // stage-relative shared-memory offset of each (local matrix, part) span
-  std::uint32_t stage_bytes;        // one stage
-  std::uint32_t stages;             // S
-  std::uint32_t groups;             // row groups of all segments
-  std::uint32_t dots;               // shared-memory offset of the two dots buffers
-};
-
-__device__ __forceinline__ std::uint32_t smem_addr(const void* p) {
-  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void mbar_init(std::uint64_t* bar, std::uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_bytes(std::uint64_t* bar, std::uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(std::uint64_t* bar, std::uint32_t parity) {
-  std::uint32_t done = 0;
-  do {
-    asm volatile(
-        "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-        : "=r"(done)
-        : "r"(smem_addr(bar)), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-// `bytes` (a multiple of 16) from 16-byte aligned global memory to 16-byte aligned shared memory;
-// completes as that many bytes of transaction on `bar`.
-__device__ __forceinline__ void bulk_copy(void* dst, const void* src, std::uint32_t bytes, std::uint64_t* bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(smem_addr(dst)),
-               "l"(src), "r"(bytes), "r"(smem_addr(bar))
-               : "memory");
-}
-
-// The global span of rows [row0, row0 + n) of part k of w: its start widened down to a 16-byte
-// boundary (parts start 256-byte aligned, so that stays inside the part), the row0 bytes' offset into
-// it, the 16-byte multiple the copy engine moves and the 0..15 bytes after it, which thread 0 copies
-// itself (reading past the part's end could leave the allocation: a matrix may sit in a buffer of
-// exactly its size).
-struct part_span {
-  const std::byte* begin;
-  std::uint32_t lead, bytes, tail;
-};
-__device__ __forceinline__ part_span span_of(const device_matrix& w, int k, std::uint32_t rb, std::uint32_t row0, std::uint32_t n) {
-  const std::byte* base = k == 0 ? w.qs : k == 1 ? w.aux : reinterpret_cast<const std::byte*>(w.d);
-  const auto g0 = reinterpret_cast<std::uintptr_t>(base) + static_cast<std::uintptr_t>(row0) * rb;
-  const std::uintptr_t g1 = g0 + static_cast<std::uintptr_t>(n) * rb;
-  const std::uintptr_t a0 = g0 & ~std::uintptr_t{15}, a1 = g1 & ~std::uintptr_t{15};
-  return {reinterpret_cast<const std::byte*>(a0), static_cast<std::uint32_t>(g0 - a0), static_cast<std::uint32_t>(a1 - a0),
-          static_cast<std::uint32_t>(g1 - a1)};
-}
-
-// Row group gi: its segment (the segments' first groups are in block_begin) and first row.
-struct ring_group {
-  int seg;
-  std::uint32_t row0;
-};
-template <bool SWIGLU>
-__device__ __forceinline__ ring_group group_at(const mv_params& p, std::uint32_t gi, std::uint32_t br) {
-  int s = 0;
-  if (!SWIGLU) {
-    if (p.nseg > 1 && gi >= p.seg[1].block_begin) s = 1;
-    if (p.nseg > 2 && gi >= p.seg[2].block_begin) s = 2;
-  }
-  return {s, (gi - pick(p, s).block_begin) * br};
-}
-
-// MMA (Q4_K only): a group's tasks are the int8 tensor-core kernel's warp tasks (16-row tiles × one
-// super-block, q4k_mma_dots) instead of per-thread RT-row tasks.
-template <ggml_type T, bool SWIGLU, int RT, bool MMA>
-__global__ void __launch_bounds__(k_fan_threads, 3) matvec_fanout_ring_kernel(const mv_params p, const ring_geometry g) {
-  using U = mv::unit<T>;
-  constexpr int NP = U::pieces;
-  constexpr int NM = SWIGLU ? 2 : 1;  // local matrices: gate (or the segment's matrix), up
-  extern __shared__ __align__(128) unsigned char smem[];
-  __shared__ std::uint64_t full[k_ring_max_stages];
-  const std::uint32_t br = g.fan.block_rows, nunits = g.fan.nunits;
-
-  // Thread 0: group gi's bytes into stage st (nothing past the last group).
-  auto issue = [&](std::uint32_t gi, std::uint32_t st) {
-    if (gi >= g.groups) return;
-    const ring_group rg = group_at<SWIGLU>(p, gi, br);
-    const mv_seg sg = pick(p, rg.seg);
-    const std::uint32_t nvalid = min(br, sg.w.rows - rg.row0);
-    unsigned char* stage = smem + static_cast<std::size_t>(st) * g.stage_bytes;
-    // The copies first (the barrier's byte count may run ahead of its expected count), then the tails
-    // by hand, then the one arrival with the expected bytes: it releases the tail stores to the
-    // threads that wait on the barrier.
-    std::uint32_t total = 0;
-#pragma unroll
-    for (int m = 0; m < NM; ++m)
-#pragma unroll
-      for (int k = 0; k < k_parts; ++k)
-        if (g.row_bytes[k]) {
-          const part_span sp = span_of(m == 0 ? sg.w : p.seg[1].w, k, g.row_bytes[k], rg.row0, nvalid);
-          if (sp.bytes) bulk_copy(stage + g.span[m][k], sp.begin, sp.bytes, &full[st]);
-          total += sp.bytes;
-          for (std::uint32_t i = 0; i < sp.tail; ++i)
-            stage[g.span[m][k] + sp.bytes + i] = __ldg(reinterpret_cast<const unsigned char*>(sp.begin) + sp.bytes + i);
-        }
-    mbar_expect_bytes(&full[st], total);
-  };
-
-  if (threadIdx.x == 0) {
-    for (std::uint32_t st = 0; st < g.stages; ++st) mbar_init(&full[st], 1);
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncthreads();
-  // Weights never depend on the producer of x and y (programmatic dependent launch): the first
-  // groups' copies are in flight before the wait.
-  if (threadIdx.x == 0)
-    for (std::uint32_t st = 0; st < g.stages; ++st) issue(blockIdx.x + st * gridDim.x, st);
-  pdl_wait_and_release();
-
-  std::uint32_t n = 0;  // groups this block has done
-  for (std::uint32_t gi = blockIdx.x; gi < g.groups; gi += gridDim.x, ++n) {
-    const std::uint32_t st = n % g.stages;
-    const ring_group rg = group_at<SWIGLU>(p, gi, br);
-    const mv_seg sg = pick(p, rg.seg);
-    const std::uint32_t nvalid = min(br, sg.w.rows - rg.row0);
-    const unsigned char* stage = smem + static_cast<std::size_t>(st) * g.stage_bytes;
-    float* dots = reinterpret_cast<float*>(smem + g.dots) + (n & 1) * (NM * br * nunits);
-    // The views: device_matrix fields pointing into the stage, addressed with group-local rows (two
-    // named values, not an array: a dynamically indexed array of structs would live on the stack).
-    auto view_of = [&](int m) {
-      device_matrix v = m == 0 ? sg.w : p.seg[1].w;
-      const std::byte* part[k_parts];
-#pragma unroll
-      for (int k = 0; k < k_parts; ++k)
-        part[k] = reinterpret_cast<const std::byte*>(stage + g.span[m][k]) + span_of(v, k, g.row_bytes[k], rg.row0, nvalid).lead;
-      v.qs = part[0];
-      v.aux = part[1];
-      v.d = reinterpret_cast<const std::uint16_t*>(part[2]);
-      return v;
-    };
-    const device_matrix view0 = view_of(0);
-    const device_matrix view1 = SWIGLU ? view_of(1) : view0;
-    mbar_wait(&full[st], (n / g.stages) & 1);
-
-    if constexpr (MMA) {
-      // Warp w takes tasks w, w + W, … as (tile, super-block) pairs stepped without divisions.
-      const std::uint32_t lane = threadIdx.x & 31, gq = lane >> 2, nsb = nunits / 4, nwarps = blockDim.x >> 5;
-      const std::uint32_t tiles = NM * br / k_mma_rows;
-      std::uint32_t tile = 0, b = threadIdx.x >> 5;
-      while (b >= nsb) b -= nsb, ++tile;
-      for (; tile < tiles; b += nwarps) {
-        while (b >= nsb) b -= nsb, ++tile;
-        if (tile >= tiles) break;
-        device_matrix w[2];
-        std::uint32_t lrow[2];
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-          const std::uint32_t lr = tile * k_mma_rows + gq + 8 * static_cast<std::uint32_t>(i);
-          w[i] = SWIGLU && lr >= br ? view1 : view0;
-          lrow[i] = min(row_of<SWIGLU>(lr, br), nvalid - 1);  // clamp: result unused
-        }
-        q4k_mma_raw raw;
-        q4k_mma_load<true>(w, lrow, b, lane & 3, raw);
-        q4k_mma_dots(p.x, raw, b, tile * k_mma_rows + gq, lane, nunits, dots);
-      }
-    } else {
-      for (std::uint32_t t = threadIdx.x; t < g.fan.tasks; t += blockDim.x) {
-        const std::uint32_t q = t / nunits, u = t - q * nunits;
-        typename U::x_t xv;
-        U::load_x(p.x, 0, u, xv);
-#pragma unroll
-        for (int i = 0; i < RT; ++i) {
-          const std::uint32_t lr = q * RT + static_cast<std::uint32_t>(i);
-          const device_matrix w = SWIGLU && lr >= br ? view1 : view0;
-          const std::uint32_t lrow = min(row_of<SWIGLU>(lr, br), nvalid - 1);  // clamp: result unused
-          const void* ptr[NP];
-          U::ptrs(w, lrow, u, ptr);
-          uint4 pc[NP];
-#pragma unroll
-          for (int k = 0; k < NP; ++k) pc[k] = *static_cast<const uint4*>(ptr[k]);
-          typename U::w_t wd;
-          U::decode(pc, U::template small<true>(w, lrow, u), u, wd);
-          dots[lr * nunits + u] = U::dot(wd, xv);
-        }
-      }
-    }
-    // Every thread is done with the stage and has written the dots (the previous group's phase 2,
-    // which read the other dots buffer, is behind every thread too): refill the stage, then sum.
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // our reads before the copy engine's writes
-      issue(gi + g.stages * gridDim.x, st);
-    }
-    add_and_store_rows<SWIGLU>(sg, dots, br, nunits, rg.row0);
-  }
-}
-
-// Resident blocks per SM for `kernel` at `threads` threads and `smem` dynamic shared memory (cached
-// per kernel and size: the occupancy query is not free; a worker serves one device).
-template <typename K>
-std::uint32_t resident_per_sm(K kernel, int threads, std::size_t smem) {
-  struct entry {
-    K kernel;
-    std::size_t smem;
-    int blocks;
-  };
-  static std::mutex mu;
-  static entry cache[32] = {};
-  std::lock_guard<std::mutex> lock(mu);
-  for (const entry& e : cache)
-    if (e.blocks > 0 && e.kernel == kernel && e.smem == smem) return static_cast<std::uint32_t>(e.blocks);
-  int per_sm = 0;
-  WORKER_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
-  per_sm = std::max(1, per_sm);
-  for (entry& e : cache)
-    if (e.blocks == 0) {
-      e = {kernel, smem, per_sm};
-      break;
-    }
-  return static_cast<std::uint32_t>(per_sm);
-}
-
-// block_rows (0: about one task per thread per group) rows per group, `stages` stages (lowered to
-// fit k_ring_max_smem, at least 2); false when two stages of RT rows do not fit (the caller uses the
-// register kernel).
-template <ggml_type T, bool SWIGLU, int RT, bool MMA = false>
-bool launch_ring(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, int stages) {
-  constexpr int NM = SWIGLU ? 2 : 1;
-  const std::uint32_t cols = p.seg[0].w.cols;
-  const std::uint32_t nunits = mv::unit<T>::count(cols);
-  const device_layout one_row = layout_of(T, 1, cols);
-  ring_geometry g{};
-  g.row_bytes[0] = static_cast<std::uint32_t>(one_row.qs_bytes);
-  g.row_bytes[1] = static_cast<std::uint32_t>(one_row.aux_bytes);
-  g.row_bytes[2] = static_cast<std::uint32_t>(one_row.d_bytes);
-  // MMA: a tile of 16 local rows (8 gate + 8 up rows for SWIGLU) per warp task.
-  const std::uint32_t step = MMA ? k_mma_rows / NM : RT;
-  std::uint32_t br = block_rows > 0 ? static_cast<std::uint32_t>(block_rows)
-                     : MMA          ? step
-                                    : static_cast<std::uint32_t>(k_fan_threads) * RT / (NM * nunits);
-  br = std::max<std::uint32_t>(br / step * step, step);
-  // One stage: each span holds the rows' bytes plus up to 15 bytes of widening at the start.
-  auto stage_of = [&](std::uint32_t rows) {
-    std::size_t off = 0;
-    for (int m = 0; m < 2; ++m)
-      for (int k = 0; k < k_parts; ++k) {
-        g.span[m][k] = static_cast<std::uint32_t>(off);
-        if (m < NM && g.row_bytes[k]) off += (static_cast<std::size_t>(rows) * g.row_bytes[k] + 15 + 15) / 16 * 16;
-      }
-    return off;
-  };
-  auto smem_of = [&](std::uint32_t rows, std::uint32_t s) {
-    return s * stage_of(rows) + 2 * static_cast<std::size_t>(rows) * NM * nunits * sizeof(float);
-  };
-  std::uint32_t s = static_cast<std::uint32_t>(std::clamp(stages, 2, k_ring_max_stages));
-  while (s > 2 && smem_of(br, s) > k_ring_max_smem) --s;
-  while (br > step && smem_of(br, s) > k_ring_max_smem) br -= step;
-  if (smem_of(br, s) > k_ring_max_smem) return false;
-  g.stage_bytes = static_cast<std::uint32_t>(stage_of(br));
-  g.stages = s;
-  g.dots = s * g.stage_bytes;
-  const std::size_t smem = smem_of(br, s);
-  const int nseg = SWIGLU ? 1 : p.nseg;
-  for (int i = 0; i < nseg; ++i) {
-    p.seg[i].block_begin = g.groups;  // first group of the segment (group_at)
-    g.groups += (p.seg[i].w.rows + br - 1) / br;
-  }
-  if (SWIGLU) p.seg[1].block_begin = 0;
-  g.fan = fan_geometry{br, nunits, MMA ? br * NM / k_mma_rows * (nunits / 4) : br * NM / RT * nunits};
-  const auto kernel = matvec_fanout_ring_kernel<T, SWIGLU, RT, MMA>;
-  // More than 48 KB of dynamic shared memory needs the opt-in attribute; as much shared memory as the
-  // SM has (L1 keeps the rest: enough for the activations, ≤ 9 KB at K = 3,584), so that registers,
-  // not the carveout, set the blocks per SM. Set once per kernel (for the current device: a worker
-  // serves one).
-  static std::atomic<bool> attributes_set{false};
-  if (!attributes_set.load(std::memory_order_acquire)) {
-    WORKER_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(k_ring_max_smem)));
-    WORKER_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
-    attributes_set.store(true, std::memory_order_release);
-  }
-  int dev = 0, sms = 0;
-  WORKER_CUDA_CHECK(cudaGetDevice(&dev));
-  WORKER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  const std::uint32_t grid = std::min<std::uint32_t>(g.groups, resident_per_sm(kernel, k_fan_threads, smem) * static_cast<std::uint32_t>(sms));
-  launch_maybe_pdl_shared(kernel, dim3(grid), dim3(k_fan_threads), smem, pdl, stream, p, g);
-  return true;
 }
 
 // Blocks of block_rows rows (a multiple of 16); false when a block's dots do not fit in shared memory.
@@ -768,14 +447,8 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
   if (long_rows && t.fanout_long_rows) rows = t.fanout_long_rows;
   if (small && t.fanout_small_rows) rows = t.fanout_small_rows;
   const bool trim = t.fanout_trim >= 0 ? t.fanout_trim == 1 : default_trim<T>();
-  // The ring (opt-in) leaves long rows to the register kernel: a stage of even a few rows of K = 18,944
-  // takes most of the shared memory.
-  const bool ring = t.fanout_ring == 1;
 
   if constexpr (T == ggml_type::q4_k) {
-    if (t.fanout_mma == 1 && ring && !long_rows &&
-        launch_ring<T, SWIGLU, 1, true>(p, pdl, stream, t.fanout_rows, t.fanout_ring_stages ? t.fanout_ring_stages : k_ring_mma_stages))
-      return true;
     if (t.fanout_mma == 1) return launch_q4k_mma<SWIGLU>(p, pdl, stream, std::max(rows, static_cast<int>(k_mma_rows)));
   }
   if constexpr (tunable<T>()) {
@@ -785,20 +458,12 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
     if (small && t.fanout_small_task_rows) rt = t.fanout_small_task_rows;
     int ut = t.fanout_task_units ? t.fanout_task_units : 1;
     if (long_rows && t.fanout_long_task_units) ut = t.fanout_long_task_units;
-    if (ring && !long_rows) {
-      const int rr = t.fanout_rows ? t.fanout_rows : small && t.fanout_small_rows ? t.fanout_small_rows : 0;
-      using ring_launcher = bool (*)(mv_params&, bool, cudaStream_t, int, int);
-      const ring_launcher streamed = rt == 4 ? launch_ring<T, SWIGLU, 4> : rt == 1 ? launch_ring<T, SWIGLU, 1> : launch_ring<T, SWIGLU, 2>;
-      if (streamed(p, pdl, stream, rr, t.fanout_ring_stages ? t.fanout_ring_stages : k_ring_stages)) return true;
-    }
     const launcher chosen =
         rt == 4   ? launch_rt<T, SWIGLU, 4, 1>
         : rt == 1 ? (ut == 4 ? launch_rt<T, SWIGLU, 1, 4> : ut == 2 ? launch_rt<T, SWIGLU, 1, 2> : launch_rt<T, SWIGLU, 1, 1>)
                   : (ut == 4 ? launch_rt<T, SWIGLU, 2, 4> : ut == 2 ? launch_rt<T, SWIGLU, 2, 2> : launch_rt<T, SWIGLU, 2, 1>);
     return chosen(p, pdl, stream, rows, trim);
   }
-  if (ring && !long_rows && launch_ring<T, SWIGLU, 2>(p, pdl, stream, t.fanout_rows, t.fanout_ring_stages ? t.fanout_ring_stages : k_ring_stages))
-    return true;
   return launch_rt<T, SWIGLU, 2, 1>(p, pdl, stream, rows, trim);
 }
 

@@ -7,8 +7,7 @@
 //
 // Loading is split in two so that the bytes of a unit can travel through shared memory (cp.async):
 // ptrs() names the unit's `pieces` 16-byte pieces in global memory, small() loads its few scalar bytes
-// (block scales, high bits) into registers (small<true>: from a copy of the matrix's bytes in shared
-// memory, addressed through the same device_matrix fields), decode() turns pieces + scalars into w_t.
+// (block scales, high bits) into registers, decode() turns pieces + scalars into w_t.
 // load_w() is the three in a row; every kernel decodes with the same decode(), so the paths give
 // identical bits.
 #pragma once
@@ -25,14 +24,6 @@ using blocks::half_bits_to_float;
 using blocks::ld16;
 
 __device__ __forceinline__ int dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
-
-// A scalar weight load: the read-only global path, or (STAGED) a plain load from weights a kernel has
-// staged in shared memory (the read-only path cannot address shared memory).
-template <bool STAGED, typename V>
-__device__ __forceinline__ V ld_w(const V* p) {
-  if constexpr (STAGED) return *p;
-  else return __ldg(p);
-}
 
 // 6-bit scales and mins of sub-blocks 2c and 2c+1 (c = 0..3) of a Q4_K/Q5_K super-block whose header
 // (d, dmin, 12 scale bytes s) is hd. The layout (model-facts.md): for j < 4 sc = s[j] & 63,
@@ -143,7 +134,6 @@ struct unit<ggml_type::q4_k> {
     p[1] = blk + 16 + 32 * c;
     p[2] = blk + 32 + 32 * c;
   }
-  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix&, std::uint32_t, std::uint32_t) { return {}; }
   __device__ static void decode(const uint4 pc[pieces], small_t, std::uint32_t u, w_t& o) {
     const std::uint32_t c = u & 3;
@@ -203,7 +193,6 @@ struct unit<ggml_type::q5_k> {
     p[1] = blk + 16 + 16 * h;
     p[2] = blk + 48 + 32 * c + 16 * h;
   }
-  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix&, std::uint32_t, std::uint32_t) { return {}; }
   __device__ static void decode(const uint4 pc[pieces], small_t, std::uint32_t u, w_t& o) {
     const std::uint32_t c = (u >> 1) & 3, h = u & 1;
@@ -257,11 +246,10 @@ struct unit<ggml_type::q6_k> {
     p[1] = base + 64 * n + 32 + 16 * h;
     p[2] = base + 128 + 32 * n + 16 * h;
   }
-  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
     const std::uint32_t b = u >> 2, n = (u >> 1) & 1;
     const std::size_t blk_index = static_cast<std::size_t>(row) * (w.cols / 256) + b;
-    return {ld_w<STAGED>(reinterpret_cast<const uint2*>(w.aux + blk_index * 16 + 8 * n)), ld_w<STAGED>(w.d + blk_index)};
+    return {__ldg(reinterpret_cast<const uint2*>(w.aux + blk_index * 16 + 8 * n)), __ldg(w.d + blk_index)};
   }
   __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t u, w_t& o) {
     const std::uint32_t h = u & 1;
@@ -321,9 +309,8 @@ struct unit<ggml_type::q8_0> {
     p[0] = w.qs + bi * 32;
     p[1] = w.qs + bi * 32 + 16;
   }
-  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
-    return {ld_w<STAGED>(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
+    return {__ldg(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
   }
   __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t, w_t& o) {
     const uint4 a = pc[0], b = pc[1];
@@ -365,9 +352,8 @@ struct unit<ggml_type::q4_0> {
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / 32) + u) * 16;
   }
-  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
-    return {ld_w<STAGED>(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
+    return {__ldg(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
   }
   __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t, w_t& o) {
     const uint4 q = pc[0];
@@ -417,10 +403,9 @@ struct unit<ggml_type::q5_0> {
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / 32) + u) * 16;
   }
-  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
     const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / 32) + u;
-    return {ld_w<STAGED>(reinterpret_cast<const std::uint32_t*>(w.aux) + bi), ld_w<STAGED>(w.d + bi)};
+    return {__ldg(reinterpret_cast<const std::uint32_t*>(w.aux) + bi), __ldg(w.d + bi)};
   }
   __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t, w_t& o) {
     const uint4 q = pc[0];
@@ -451,7 +436,6 @@ struct float_unit {
     const std::size_t e = static_cast<std::size_t>(row) * w.cols + static_cast<std::size_t>(u) * per;
     p[0] = w.qs + e * (T == ggml_type::f32 ? 4 : 2);
   }
-  template <bool STAGED = false>
   __device__ static small_t small(const device_matrix&, std::uint32_t, std::uint32_t) { return {}; }
   __device__ static void decode(const uint4 pc[pieces], small_t, std::uint32_t, w_t& o) {
     if constexpr (T == ggml_type::f32) {

@@ -5,7 +5,7 @@
 # OUT/sass-N.txt.
 #
 # usage: scripts/sass-count.sh BINARY OUT PATTERN...
-#   e.g. scripts/sass-count.sh dist/gpu/bin/gpu_matvec_test out 'fanout_kernel.*E12ELb1ELi4ELi1E' 'ring_kernel.*E12ELb1ELi1ELb1E'
+#   e.g. scripts/sass-count.sh dist/gpu/bin/gpu_matvec_test out 'fanout_kernel.*E12ELb1ELi4ELi1E' 'q4k_mma_kernelILb1E'
 set -euo pipefail
 bin=$1
 out=$2

@@ -278,10 +278,8 @@ TEST_CASE("matvec kernel families and tuning variants are bit-identical", "[matv
                                       "fs1", "fanout@q4_k,stream@q6_k,fanout@f16", "fanout,fu2", "fanout,fu4", "fanout,ft1,fu2",
                                       "fanout,ft1,fu4,fb5", "fanout,ft4", "fanout,ft4,fb12,ftrim", "fanout,ftrim", "fanout,fwide",
                                       "fanout,ft2,fwide", "stream@q4_k,stream@q6_k", "fmma", "fanout,fmma,fb48", "fanout,fmma,fb16,nopdl",
-                                      "fanout,fsb2,fsr1", "fanout,fsb12,fsr4", "fsb4", "fanout,fring", "fanout,fring,ft1,fb7",
-                                      "fanout,fring,ft4,fb12", "fanout,fring,ft2,frs2,fb64", "fring,fsb12,nopdl", "fring,frs8,ft1",
-                                      "fring,fmma", "fanout,fring,fmma,frs2,fb24", "fring,fmma,nopdl,fb48"};
-  if (reduced_run()) variants = {"legacy", "legacy,late", "staged", "s6", "stream", "str1,sts8", "fanout", "fanout,ft1,fb7", "fanout,fu4", "fanout,ft4,ftrim", "fanout,ft2,fwide", "fmma", "fsb4", "fanout,fring", "fanout,fring,ft1,fb7,frs3", "fring,fmma"};
+                                      "fanout,fsb2,fsr1", "fanout,fsb12,fsr4", "fsb4"};
+  if (reduced_run()) variants = {"legacy", "legacy,late", "staged", "s6", "stream", "str1,sts8", "fanout", "fanout,ft1,fb7", "fanout,fu4", "fanout,ft4,ftrim", "fanout,ft2,fwide", "fmma", "fsb4"};
   std::uint64_t seed = 5000;
   for (const ggml_type type : k_types) {
     INFO("type " << worker::model::type_name(type));
