@@ -45,6 +45,24 @@ struct fan_geometry {
   std::uint32_t group_magic = 0;
 };
 
+// 16 weight bytes, with L1 eviction priority evict_first when EVICT_FIRST (token fwef): the weights are
+// read once; the activations, read by every block, are what should stay in L1. Measured (H200 run
+// S9-11, with the choice a runtime switch, which itself cost the default path: Q4_K_M 425.0 against
+// ~441 tok/s in the runs before): evict_first 438.6 / 439.0 Q4_K_M, 407.9 / 407.4 Q8_0 (that binary's
+// default 397.1 / 395.9, run S9-8 398.7), 252.5 / 252.1 F16 (S9-8 250.9); L1::no_allocate lost (404.9
+// / 378.9 / 252.5: the two 16-byte halves of a sector, loaded by two instructions, no longer merge in
+// L1). As a compile-time choice for the default task shapes it stays opt-in until timed on its own.
+template <bool EVICT_FIRST>
+__device__ __forceinline__ uint4 ld16_weights(const void* p) {
+  if constexpr (EVICT_FIRST) {
+    uint4 v;
+    asm("ld.global.nc.L1::evict_first.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+    return v;
+  } else {
+    return blocks::ld16(p);
+  }
+}
+
 // Local row lr of a block: gate rows [0, BR), then (SWIGLU) up rows [BR, 2·BR), of output rows row0 + lr mod BR.
 // (By value: a reference that may name either a kernel parameter or a local puts the local on the stack.)
 template <bool SWIGLU>
@@ -117,7 +135,7 @@ constexpr int fan_min_blocks() {
   return RT * UT >= 4 ? 2 : k_fan_blocks_per_sm;
 }
 
-template <ggml_type T, bool SWIGLU, int RT, int UT>
+template <ggml_type T, bool SWIGLU, int RT, int UT, bool EVICT_FIRST = false>
 __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
     matvec_fanout_kernel(const mv_params p, const fan_geometry g) {
   using U = mv::unit<T>;
@@ -159,7 +177,7 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
         const void* ptr[NP];
         U::ptrs(w, row, u, ptr);
 #pragma unroll
-        for (int k = 0; k < NP; ++k) raw.pc[c][i][k] = blocks::ld16(ptr[k]);
+        for (int k = 0; k < NP; ++k) raw.pc[c][i][k] = ld16_weights<EVICT_FIRST>(ptr[k]);
         raw.sm[c][i] = U::small(w, row, u);
       }
     }
@@ -244,7 +262,11 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
   // Trimmed: a block whose tasks fit in one round gets as many warps as they need (no idle warp
   // holding registers that another block could use).
   const std::uint32_t threads = trim ? std::min<std::uint32_t>(k_fan_threads, (g.tasks + 31) / 32 * 32) : k_fan_threads;
-  launch_maybe_pdl_shared(matvec_fanout_kernel<T, SWIGLU, RT, UT>, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
+  auto kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT>;
+  if constexpr (UT == 1 && (RT == 4 || RT == 2)) {  // the default task shapes
+    if (tuning().fanout_evict_first == 1) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true>;
+  }
+  launch_maybe_pdl_shared(kernel, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
   return true;
 }
 
