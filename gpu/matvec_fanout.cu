@@ -45,13 +45,12 @@ struct fan_geometry {
   std::uint32_t group_magic = 0;
 };
 
-// 16 weight bytes, with L1 eviction priority evict_first when EVICT_FIRST (token fwef): the weights are
-// read once; the activations, read by every block, are what should stay in L1. Measured (H200 run
-// S9-11, with the choice a runtime switch, which itself cost the default path: Q4_K_M 425.0 against
-// ~441 tok/s in the runs before): evict_first 438.6 / 439.0 Q4_K_M, 407.9 / 407.4 Q8_0 (that binary's
-// default 397.1 / 395.9, run S9-8 398.7), 252.5 / 252.1 F16 (S9-8 250.9); L1::no_allocate lost (404.9
-// / 378.9 / 252.5: the two 16-byte halves of a sector, loaded by two instructions, no longer merge in
-// L1). As a compile-time choice for the default task shapes it stays opt-in until timed on its own.
+// 16 weight bytes, with L1 eviction priority evict_first when EVICT_FIRST (the default for the default
+// task shapes; token nowef: off): the weights are read once; the activations, read by every block, are
+// what should stay in L1. Measured (H200 run S10-1, same binary, batch 1): Q4_K_M 446.9 vs 439.4 /
+// 441.2 tok/s, Q8_0 407.3 / 406.1 vs 397.8 / 396.2, F16 254.0 / 254.1 vs 249.8 / 249.6 (+1.5, +2.5,
+// +1.7 %). L1::no_allocate lost (S9-11: 404.9 / 378.9 / 252.5 against ~441 / ~397 / ~249): the two
+// 16-byte halves of a sector, loaded by two instructions, no longer merge in L1.
 template <bool EVICT_FIRST>
 __device__ __forceinline__ uint4 ld16_weights(const void* p) {
   if constexpr (EVICT_FIRST) {
@@ -264,7 +263,7 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
   const std::uint32_t threads = trim ? std::min<std::uint32_t>(k_fan_threads, (g.tasks + 31) / 32 * 32) : k_fan_threads;
   auto kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT>;
   if constexpr (UT == 1 && (RT == 4 || RT == 2)) {  // the default task shapes
-    if (tuning().fanout_evict_first == 1) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true>;
+    if (tuning().fanout_evict_first != 0) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true>;
   }
   launch_maybe_pdl_shared(kernel, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
   return true;
