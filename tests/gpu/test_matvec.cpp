@@ -329,6 +329,38 @@ TEST_CASE("matvec kernel families and tuning variants are bit-identical", "[matv
   }
 }
 
+// Long rows (K ≥ 8192, the FFN down projection) have block shapes of their own in the fan-out kernel
+// (fdN rows per block, fdtN / fduN task shapes, fdw 512-thread blocks): each must give the default's bits
+// at one column, including blocks that end past the last row.
+TEST_CASE("matvec long-row block shapes are bit-identical", "[matvec]") {
+  struct variant_guard {
+    ~variant_guard() { set_matvec_variant(""); }
+  } guard;
+  const char* variants[] = {"stream", "fd4", "fd8,fdt2", "fdw,fd28", "fdw,fd14", "fdw,fd32,nowef", "nowef"};
+  std::uint64_t seed = 9000;
+  for (const ggml_type type : k_types) {
+    INFO("type " << worker::model::type_name(type));
+    const std::size_t rows = 61, cols = 8448;  // 33 super-blocks: K ≥ 8192
+    const uploaded_matrix dm = upload_matrix(type, rows, cols, random_blocks(type, rows, cols, ++seed));
+    const auto x = random_normal(cols, ++seed);
+    activations act = make_activations(x, cols, 1);
+    device_buffer<float> y(rows);
+    auto run = [&](const char* variant) {
+      set_matvec_variant(variant);
+      matvec_out out{dm.m, nullptr, y.get(), static_cast<std::uint32_t>(rows), false};
+      matvec(std::span(&out, 1), act.x, nullptr);
+      return y.download();
+    };
+    const auto want = run("");
+    for (const char* v : variants) {
+      INFO("variant " << v);
+      const auto got = run(v);
+      REQUIRE(got.size() == want.size());
+      CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+    }
+  }
+}
+
 TEST_CASE("matvec rejects unsupported shapes with a typed error", "[matvec]") {
   const auto raw = random_blocks(ggml_type::q8_0, 4, 64, 1);
   uploaded_matrix dm = upload_matrix(ggml_type::q8_0, 4, 64, raw);
