@@ -33,7 +33,6 @@ mv_tuning parse_tuning(const std::string& spec) {
              tok.size() <= 6) t.fanout_small_rows = std::stoi(tok.substr(3));
     else if (tok == "fwef") t.fanout_evict_first = 1;
     else if (tok == "nowef") t.fanout_evict_first = 0;
-    else if (tok == "fdw") t.fanout_long_wide = 1;
     else if (tok == "fmma") t.fanout_mma = 1;
     else if (tok == "nomma") t.fanout_mma = 0;
     else if (tok == "fdt1" || tok == "fdt2" || tok == "fdt4") t.fanout_long_task_rows = tok[3] - '0';

@@ -162,7 +162,7 @@ __device__ __forceinline__ void store_rows(const mv_seg& sg, std::uint32_t rows,
 // staged@TYPE / stream@TYPE / fanout@TYPE for one weight type, e.g. legacy@q6_k; fanout only at one
 // column, fsN: fan-out for launches of at most N·2^20 weights; fan-out rows per block fbN, rows per
 // thread task ft1 ft2 ft4, units per task fu1 fu2 fu4, trimmed blocks ftrim / fwide; the same for
-// long-row launches fdN fdt1 fdt2 fdt4 fdu1 fdu2 fdu4 fdw (512-thread blocks) and for small launches fsbN fsr1 fsr2 fsr4;
+// long-row launches fdN fdt1 fdt2 fdt4 fdu1 fdu2 fdu4 and for small launches fsbN fsr1 fsr2 fsr4;
 // fmma / nomma: Q4_K on int8 tensor cores; fwef / nowef: weight loads L1::evict_first or not), stream rows / depth /
 // header sharing at one column (str1 str2, sts2 sts3 sts4 sts6 sts8), staged pipeline depth (s2 s3
 // s4 s6 s8) and rows per warp at one column (r1 r2 with s4), legacy variants (r1u4 r1u2 r2u2 r2u4
@@ -187,7 +187,6 @@ struct mv_tuning {
   int fanout_long_rows = 0;        // fan-out: rows per block of launches with long rows (fdN; K ≥ k_fan_long_k), 0 default
   int fanout_long_task_rows = 0;   // fan-out: rows per task there (fdt1 fdt2 fdt4), 0 default
   int fanout_long_task_units = 0;  // fan-out: consecutive units per task there (fdu1 fdu2 fdu4), 0 default
-  int fanout_long_wide = 0;        // fan-out: blocks of up to 512 threads there (fdw, with evict_first), 0 default (256)
   int fanout_small_rows = 0;       // fan-out: rows per block of small launches (fsbN; ≤ k_fan_small_weights), 0 default
   int fanout_small_task_rows = 0;  // fan-out: rows per task there (fsr1 fsr2 fsr4), 0 default
   int fanout_mma = -1;             // fan-out, Q4_K: the int8 tensor-core kernel (fmma 1, nomma 0), -1 default

@@ -134,23 +134,8 @@ constexpr int fan_min_blocks() {
   return RT * UT >= 4 ? 2 : k_fan_blocks_per_sm;
 }
 
-// WIDE (token fdw, long rows only): blocks of up to 512 threads with the registers per thread of the
-// 256-thread kernel, so that a launch of one block per SM (e.g. 28-row blocks for K = 18,944: 128
-// blocks) holds as many warps as two 256-thread blocks per SM.
-constexpr int k_fan_wide_threads = 512;
-template <int RT, int UT, bool WIDE>
-constexpr int fan_max_threads() {
-  return WIDE ? k_fan_wide_threads : k_fan_threads;
-}
-template <int RT, int UT, bool WIDE>
-constexpr int fan_blocks_bound() {
-  return WIDE ? (fan_min_blocks<RT, UT>() * k_fan_threads / k_fan_wide_threads > 0
-                     ? fan_min_blocks<RT, UT>() * k_fan_threads / k_fan_wide_threads : 1)
-              : fan_min_blocks<RT, UT>();
-}
-
-template <ggml_type T, bool SWIGLU, int RT, int UT, bool EVICT_FIRST = false, bool WIDE = false>
-__global__ void __launch_bounds__((fan_max_threads<RT, UT, WIDE>()), (fan_blocks_bound<RT, UT, WIDE>()))
+template <ggml_type T, bool SWIGLU, int RT, int UT, bool EVICT_FIRST = false>
+__global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
     matvec_fanout_kernel(const mv_params p, const fan_geometry g) {
   using U = mv::unit<T>;
   constexpr int NP = U::pieces;
@@ -263,7 +248,7 @@ fan_blocks plan_dot_blocks(mv_params& p, std::uint32_t nunits, int block_rows, s
 // block_rows rows per block (a multiple of RT, lowered until a block's dots fit in shared memory);
 // false when not even RT rows fit (a very long row: the caller falls back to another family).
 template <ggml_type T, bool SWIGLU, int RT, int UT>
-bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool trim, bool wide = false) {
+bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool trim) {
   const std::uint32_t nunits = mv::unit<T>::count(p.seg[0].w.cols);
   const fan_blocks f = plan_dot_blocks<SWIGLU>(p, nunits, block_rows, RT);
   if (f.rows == 0) return false;
@@ -275,16 +260,10 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
   g.group_magic = ngroups > 1 ? static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + ngroups - 1) / ngroups) : 0;
   // Trimmed: a block whose tasks fit in one round gets as many warps as they need (no idle warp
   // holding registers that another block could use).
-  std::uint32_t threads = trim ? std::min<std::uint32_t>(k_fan_threads, (g.tasks + 31) / 32 * 32) : k_fan_threads;
+  const std::uint32_t threads = trim ? std::min<std::uint32_t>(k_fan_threads, (g.tasks + 31) / 32 * 32) : k_fan_threads;
   auto kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT>;
   if constexpr (UT == 1 && (RT == 4 || RT == 2)) {  // the default task shapes
     if (tuning().fanout_evict_first != 0) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true>;
-    if constexpr (!SWIGLU) {
-      if (wide) {
-        threads = std::min<std::uint32_t>(k_fan_wide_threads, (g.tasks + 31) / 32 * 32);
-        kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true>;
-      }
-    }
   }
   launch_maybe_pdl_shared(kernel, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
   return true;
@@ -494,7 +473,7 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
     if (t.fanout_mma == 1) return launch_q4k_mma<SWIGLU>(p, pdl, stream, std::max(rows, static_cast<int>(k_mma_rows)));
   }
   if constexpr (tunable<T>()) {
-    using launcher = bool (*)(mv_params&, bool, cudaStream_t, int, bool, bool);
+    using launcher = bool (*)(mv_params&, bool, cudaStream_t, int, bool);
     int rt = t.fanout_task_rows ? t.fanout_task_rows : default_task_rows<T>();
     if (long_rows && t.fanout_long_task_rows) rt = t.fanout_long_task_rows;
     if (small && t.fanout_small_task_rows) rt = t.fanout_small_task_rows;
@@ -504,7 +483,7 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
         rt == 4   ? launch_rt<T, SWIGLU, 4, 1>
         : rt == 1 ? (ut == 4 ? launch_rt<T, SWIGLU, 1, 4> : ut == 2 ? launch_rt<T, SWIGLU, 1, 2> : launch_rt<T, SWIGLU, 1, 1>)
                   : (ut == 4 ? launch_rt<T, SWIGLU, 2, 4> : ut == 2 ? launch_rt<T, SWIGLU, 2, 2> : launch_rt<T, SWIGLU, 2, 1>);
-    return chosen(p, pdl, stream, rows, trim, long_rows && t.fanout_long_wide == 1);
+    return chosen(p, pdl, stream, rows, trim);
   }
   return launch_rt<T, SWIGLU, 2, 1>(p, pdl, stream, rows, trim);
 }
