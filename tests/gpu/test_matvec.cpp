@@ -265,7 +265,8 @@ TEST_CASE("matvec fuses bias and residual, runs 3 weights in one launch, and fus
 }
 
 // The kernel families and tuning variants (matvec.cuh set_matvec_variant) share one per-lane addition
-// order, so each must reproduce the default's bits exactly: plain, three-segment, SwiGLU, 1..16 columns.
+// order, so each must reproduce the default's bits exactly: one segment, three segments (with bias and
+// residual), SwiGLU; 1, 3 and 16 columns.
 TEST_CASE("matvec kernel families and tuning variants are bit-identical", "[matvec]") {
   struct variant_guard {
     ~variant_guard() { set_matvec_variant(""); }
@@ -296,6 +297,7 @@ TEST_CASE("matvec kernel families and tuning variants are bit-identical", "[matv
     std::vector<device_buffer<float>> ys;
     for (int s = 0; s < 3; ++s) ys.emplace_back(rows[s] * 16);
     device_buffer<float> ysw(rows[0] * 16);
+    device_buffer<float> yone(rows[0] * 16);
 
     // All outputs of one configuration, concatenated.
     auto run = [&](const char* variant, std::uint32_t ncols) {
@@ -308,13 +310,17 @@ TEST_CASE("matvec kernel families and tuning variants are bit-identical", "[matv
         outs[s] = {dms[s].m, s == 0 ? b.get() : nullptr, ys[s].get(), static_cast<std::uint32_t>(rows[s]), s == 0};
       matvec(std::span(outs, 3), xv, nullptr);
       matvec_swiglu(dms[0].m, dms[0].m, xv, ysw.get(), static_cast<std::uint32_t>(rows[0]), nullptr);
+      matvec_out one{dms[0].m, nullptr, yone.get(), static_cast<std::uint32_t>(rows[0]), false};  // one segment
+      matvec(std::span(&one, 1), xv, nullptr);
       std::vector<float> all;
       for (int s = 0; s < 3; ++s) {
         const auto v = ys[s].download();
         all.insert(all.end(), v.begin(), v.begin() + static_cast<std::ptrdiff_t>(rows[s] * ncols));
       }
-      const auto v = ysw.download();
-      all.insert(all.end(), v.begin(), v.begin() + static_cast<std::ptrdiff_t>(rows[0] * ncols));
+      for (device_buffer<float>* buf : {&ysw, &yone}) {
+        const auto v = buf->download();
+        all.insert(all.end(), v.begin(), v.begin() + static_cast<std::ptrdiff_t>(rows[0] * ncols));
+      }
       return all;
     };
     for (const std::uint32_t ncols : {1u, 3u, 16u}) {
