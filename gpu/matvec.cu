@@ -33,6 +33,7 @@ mv_tuning parse_tuning(const std::string& spec) {
              tok.size() <= 6) t.fanout_small_rows = std::stoi(tok.substr(3));
     else if (tok == "fwef") t.fanout_evict_first = 1;
     else if (tok == "nowef") t.fanout_evict_first = 0;
+    else if (tok == "ftrace") t.fanout_trace = 1;
     else if (tok == "fmma") t.fanout_mma = 1;
     else if (tok == "nomma") t.fanout_mma = 0;
     else if (tok == "fdt1" || tok == "fdt2" || tok == "fdt4") t.fanout_long_task_rows = tok[3] - '0';
@@ -352,6 +353,8 @@ void check_input(const device_matrix& w, const matvec_x& x) {
 // --- tier 3: typed entries -------------------------------------------------------------------------
 
 void set_matvec_variant(const std::string& spec) { mvk::tuning_storage() = mvk::parse_tuning(spec); }
+
+void set_matvec_trace(fan_trace_record* records) { mvk::set_fan_trace(records); }
 
 bool matvec_uses_q8(ggml_type type) {
   return type != ggml_type::f16 && type != ggml_type::bf16 && type != ggml_type::f32;

@@ -19,8 +19,7 @@
 // memory; the streaming kernel (matvec_stream.cu) keeps that ring full across rows in a persistent
 // grid (each warp walks many row groups); the fan-out kernel (matvec_fanout.cu, one column) has any
 // thread compute any unit's dot into shared memory and adds them afterwards in the lane order (with
-// opt-in variants, measured slower: Q4_K's integer sums on int8 tensor cores, and a persistent grid
-// that streams the weights through shared memory with bulk copies). matvec() picks one
+// an opt-in variant, measured slower: Q4_K's integer sums on int8 tensor cores). matvec() picks one
 // per weight type and column count (measured defaults, see docs/performance.md); set_matvec_variant()
 // overrides the choice for benchmarks and tests.
 #pragma once
@@ -74,6 +73,19 @@ void matvec_swiglu(const device_matrix& gate, const device_matrix& up, const mat
 // Throws gpu_error(invalid_argument) for an unknown token.
 void set_matvec_variant(const std::string& spec);
 
+// Diagnostics: with the token ftrace, the fan-out kernel (default task shapes, evict_first loads) has
+// thread 0 of each block write one record to records[blockIdx.x] (the caller sizes it to the launch's
+// blocks; null switches recording off). Cycle counts are the SM's clock; times the global timer.
+struct fan_trace_record {
+  unsigned long long start_ns, end_ns;  // block start / end (thread 0)
+  std::uint32_t smid;
+  std::uint32_t landed_cycles;   // start → thread 0's first weight piece in a register (after the PDL wait)
+  std::uint32_t dots_cycles;     // → thread 0's tasks done (its dots; later load rounds included)
+  std::uint32_t barrier_cycles;  // → every thread of the block past the barrier before phase 2
+  std::uint32_t phase2_cycles;   // → warp 0's phase 2 done (its rows summed and stored)
+  std::uint32_t pad;
+};
+void set_matvec_trace(fan_trace_record* records);
 // True when `type` takes int8 activations (matvec_x::q8/q8_lo/ds) rather than fp32.
 bool matvec_uses_q8(model::ggml_type type);
 

@@ -134,7 +134,25 @@ constexpr int fan_min_blocks() {
   return RT * UT >= 4 ? 2 : k_fan_blocks_per_sm;
 }
 
-template <ggml_type T, bool SWIGLU, int RT, int UT, bool EVICT_FIRST = false>
+// Block timelines (token ftrace, diagnostics): set_matvec_trace's array.
+__device__ fan_trace_record* g_fan_trace = nullptr;
+__device__ __forceinline__ std::uint64_t trace_clock() {
+  std::uint64_t c;
+  asm volatile("mov.u64 %0, %%clock64;" : "=l"(c));
+  return c;
+}
+__device__ __forceinline__ std::uint64_t trace_ns() {
+  std::uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+// Stalls until v's load has landed (an instruction that reads the register), in program order with
+// the clock reads around it.
+__device__ __forceinline__ void trace_wait_for(std::uint32_t v) {
+  asm volatile("{ .reg .b32 t; mov.b32 t, %0; }" ::"r"(v));
+}
+
+template <ggml_type T, bool SWIGLU, int RT, int UT, bool EVICT_FIRST = false, bool TRACE = false>
 __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
     matvec_fanout_kernel(const mv_params p, const fan_geometry g) {
   using U = mv::unit<T>;
@@ -200,19 +218,51 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
 
   // Weights never depend on the producer of x and y (programmatic dependent launch): the first task's
   // pieces are requested before the wait.
+  std::uint64_t trace[5] = {};  // TRACE, thread 0: start, landed, dots, barrier (clock); start (ns)
+  if constexpr (TRACE) {
+    if (threadIdx.x == 0) {
+      trace[4] = trace_ns();
+      trace[0] = trace_clock();
+    }
+  }
   std::uint32_t t = threadIdx.x;
   task_t tk = split(t);
   raw_t raw;
   if (t < g.tasks) load(tk, raw);
   pdl_wait_and_release();
+  if constexpr (TRACE) {
+    if (threadIdx.x == 0 && t < g.tasks) {
+      trace_wait_for(raw.pc[0][0][0].x);
+      trace[1] = trace_clock();
+    }
+  }
   while (t < g.tasks) {
     compute(tk, raw);
     t += blockDim.x;
     tk = split(t);
     if (t < g.tasks) load(tk, raw);
   }
+  if constexpr (TRACE) trace[2] = trace_clock();
   __syncthreads();
+  if constexpr (TRACE) trace[3] = trace_clock();
   add_and_store_rows<SWIGLU>(sg, dots, br, nunits, row0);
+  if constexpr (TRACE) {
+    if (threadIdx.x == 0 && g_fan_trace) {
+      const std::uint64_t end = trace_clock();
+      std::uint32_t smid;
+      asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
+      fan_trace_record r;
+      r.start_ns = trace[4];
+      r.end_ns = trace_ns();
+      r.smid = smid;
+      r.landed_cycles = static_cast<std::uint32_t>(trace[1] - trace[0]);
+      r.dots_cycles = static_cast<std::uint32_t>(trace[2] - trace[1]);
+      r.barrier_cycles = static_cast<std::uint32_t>(trace[3] - trace[2]);
+      r.phase2_cycles = static_cast<std::uint32_t>(end - trace[3]);
+      r.pad = 0;
+      g_fan_trace[blockIdx.x] = r;
+    }
+  }
 }
 
 // The block shape of a fan-out launch: rows per block (block_rows rounded down to a multiple of `step`,
@@ -264,6 +314,7 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
   auto kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT>;
   if constexpr (UT == 1 && (RT == 4 || RT == 2)) {  // the default task shapes
     if (tuning().fanout_evict_first != 0) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true>;
+    if (tuning().fanout_trace == 1) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true>;
   }
   launch_maybe_pdl_shared(kernel, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
   return true;
@@ -489,5 +540,9 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
 }
 
 WORKER_MATVEC_LAUNCHERS(bool, launch_fanout)
+
+void set_fan_trace(fan_trace_record* records) {
+  WORKER_CUDA_CHECK(cudaMemcpyToSymbol(g_fan_trace, &records, sizeof(records)));
+}
 
 }  // namespace worker::gpu::mvk

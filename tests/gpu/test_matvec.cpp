@@ -13,7 +13,11 @@
 // Batch invariance: each column of a 1..16-column launch is bit-identical to the same column alone.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "gpu/matvec.cuh"
@@ -379,5 +383,105 @@ TEST_CASE("matvec rejects unsupported shapes with a typed error", "[matvec]") {
     FAIL("no error");
   } catch (const gpu_error& e) {
     CHECK(e.code() == gpu_error_code::invalid_argument);
+  }
+}
+
+// Diagnostics, not run by default (tag [.trace]; gpu_matvec_test "[.trace]"): where a fan-out block's
+// lifetime goes on the 7B FFN shapes — Q4_K gate + up (2 × 18944 × 3584, SwiGLU) and Q6_K down
+// (3584 × 18944) — from the per-block records of set_matvec_trace, printed as statistics. It checks
+// only that every block wrote its record; the numbers are for docs/performance.md.
+TEST_CASE("fan-out block timelines on the 7B FFN shapes", "[.trace]") {
+  struct trace_guard {
+    ~trace_guard() {
+      set_matvec_variant("");
+      set_matvec_trace(nullptr);
+    }
+  } guard;
+  auto quantiles = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    auto at = [&](double f) { return v[static_cast<std::size_t>(f * static_cast<double>(v.size() - 1))]; };
+    double sum = 0;
+    for (const double d : v) sum += d;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "mean %7.0f  p10 %7.0f  p50 %7.0f  p90 %7.0f", sum / static_cast<double>(v.size()),
+                  at(0.1), at(0.5), at(0.9));
+    return std::string(buf);
+  };
+  auto timed_ms = [](const std::function<void()>& launch) {
+    for (int i = 0; i < 3; ++i) launch();
+    cudaEvent_t a, b;
+    WORKER_CUDA_CHECK(cudaEventCreate(&a));
+    WORKER_CUDA_CHECK(cudaEventCreate(&b));
+    WORKER_CUDA_CHECK(cudaEventRecord(a));
+    for (int i = 0; i < 10; ++i) launch();
+    WORKER_CUDA_CHECK(cudaEventRecord(b));
+    WORKER_CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    WORKER_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    WORKER_CUDA_CHECK(cudaEventDestroy(a));
+    WORKER_CUDA_CHECK(cudaEventDestroy(b));
+    return ms / 10.0f;
+  };
+  auto report = [&](const char* name, const std::function<void()>& launch, double bytes) {
+    constexpr std::size_t k_max_blocks = 1 << 16;
+    device_buffer<fan_trace_record> rec(k_max_blocks);
+    const float plain_ms = timed_ms(launch);
+    set_matvec_variant("ftrace");
+    WORKER_CUDA_CHECK(cudaMemset(rec.get(), 0, k_max_blocks * sizeof(fan_trace_record)));
+    set_matvec_trace(rec.get());
+    const float traced_ms = timed_ms(launch);
+    set_matvec_trace(nullptr);
+    set_matvec_variant("");
+    std::vector<fan_trace_record> all = rec.download();
+    std::vector<fan_trace_record> r;
+    for (const fan_trace_record& x : all)
+      if (x.start_ns != 0) r.push_back(x);
+    REQUIRE(!r.empty());
+    std::vector<double> life, landed, dots, barrier, phase2;
+    std::uint64_t first = ~std::uint64_t{0}, last = 0;
+    std::uint32_t sms = 0;
+    double busy = 0;
+    for (const fan_trace_record& x : r) {
+      life.push_back(static_cast<double>(x.end_ns - x.start_ns));
+      landed.push_back(x.landed_cycles);
+      dots.push_back(x.dots_cycles);
+      barrier.push_back(x.barrier_cycles);
+      phase2.push_back(x.phase2_cycles);
+      first = std::min<std::uint64_t>(first, x.start_ns);
+      last = std::max<std::uint64_t>(last, x.end_ns);
+      sms = std::max(sms, x.smid + 1);
+      busy += static_cast<double>(x.end_ns - x.start_ns);
+    }
+    const double span = static_cast<double>(last - first);
+    std::printf("%s: %zu blocks on %u SMs; %.2f us a launch untraced (%.0f GB/s), %.2f traced; last launch span %.2f us, "
+                "%.2f blocks resident per SM on average\n",
+                name, r.size(), sms, 1e3 * plain_ms, bytes / (1e6 * plain_ms), 1e3 * traced_ms, span / 1e3,
+                busy / (span * sms));
+    std::printf("  block lifetime (ns)         %s\n", quantiles(life).c_str());
+    std::printf("  start -> first piece (clk)  %s\n", quantiles(landed).c_str());
+    std::printf("  -> thread 0's dots (clk)    %s\n", quantiles(dots).c_str());
+    std::printf("  -> past the barrier (clk)   %s\n", quantiles(barrier).c_str());
+    std::printf("  -> warp 0's phase 2 (clk)   %s\n", quantiles(phase2).c_str());
+    std::fflush(stdout);
+  };
+
+  const std::size_t d = 3584, ff = 18944;
+  const auto x = random_normal(ff, 77);
+  activations ax = make_activations(std::vector<float>(x.begin(), x.begin() + d), d, 1);
+  activations af = make_activations(x, ff, 1);
+  {
+    const uploaded_matrix gate = upload_matrix(ggml_type::q4_k, ff, d, random_blocks(ggml_type::q4_k, ff, d, 78));
+    const uploaded_matrix up = upload_matrix(ggml_type::q4_k, ff, d, random_blocks(ggml_type::q4_k, ff, d, 79));
+    device_buffer<float> y(ff);
+    report("Q4_K gate + up 2 x 18944 x 3584",
+           [&] { matvec_swiglu(gate.m, up.m, ax.x, y.get(), static_cast<std::uint32_t>(ff), nullptr); },
+           2.0 * static_cast<double>(ff) * d / 256 * 144);
+  }
+  {
+    const uploaded_matrix down = upload_matrix(ggml_type::q6_k, d, ff, random_blocks(ggml_type::q6_k, d, ff, 80));
+    device_buffer<float> y(d);
+    matvec_out out{down.m, nullptr, y.get(), static_cast<std::uint32_t>(d), false};
+    report("Q6_K down 3584 x 18944", [&] { matvec(std::span(&out, 1), af.x, nullptr); },
+           static_cast<double>(d) * ff / 256 * 210);
   }
 }
