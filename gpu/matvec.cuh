@@ -79,11 +79,11 @@ void set_matvec_variant(const std::string& spec);
 struct fan_trace_record {
   unsigned long long start_ns, end_ns;  // block start / end (thread 0)
   std::uint32_t smid;
-  std::uint32_t landed_cycles;   // start → thread 0's first weight piece in a register (after the PDL wait)
+  std::uint32_t pdl_cycles;      // start → past the wait for the producer of x (its first weights requested)
+  std::uint32_t landed_cycles;   // → every weight piece of thread 0's first task in registers
   std::uint32_t dots_cycles;     // → thread 0's tasks done (its dots; later load rounds included)
   std::uint32_t barrier_cycles;  // → every thread of the block past the barrier before phase 2
   std::uint32_t phase2_cycles;   // → warp 0's phase 2 done (its rows summed and stored)
-  std::uint32_t pad;
 };
 void set_matvec_trace(fan_trace_record* records);
 // True when `type` takes int8 activations (matvec_x::q8/q8_lo/ds) rather than fp32.

@@ -218,10 +218,10 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
 
   // Weights never depend on the producer of x and y (programmatic dependent launch): the first task's
   // pieces are requested before the wait.
-  std::uint64_t trace[5] = {};  // TRACE, thread 0: start, landed, dots, barrier (clock); start (ns)
+  std::uint64_t trace[6] = {};  // TRACE, thread 0: start, PDL wait, landed, dots, barrier (clock); start (ns)
   if constexpr (TRACE) {
     if (threadIdx.x == 0) {
-      trace[4] = trace_ns();
+      trace[5] = trace_ns();
       trace[0] = trace_clock();
     }
   }
@@ -231,10 +231,16 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
   if (t < g.tasks) load(tk, raw);
   pdl_wait_and_release();
   if constexpr (TRACE) {
+    if (threadIdx.x == 0) trace[1] = trace_clock();
     if (threadIdx.x == 0 && t < g.tasks) {
-      trace_wait_for(raw.pc[0][0][0].x);
-      trace[1] = trace_clock();
+#pragma unroll
+      for (int c = 0; c < UT; ++c)
+#pragma unroll
+        for (int i = 0; i < RT; ++i)
+#pragma unroll
+          for (int k = 0; k < NP; ++k) trace_wait_for(raw.pc[c][i][k].x);
     }
+    if (threadIdx.x == 0) trace[2] = trace_clock();
   }
   while (t < g.tasks) {
     compute(tk, raw);
@@ -242,9 +248,9 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
     tk = split(t);
     if (t < g.tasks) load(tk, raw);
   }
-  if constexpr (TRACE) trace[2] = trace_clock();
-  __syncthreads();
   if constexpr (TRACE) trace[3] = trace_clock();
+  __syncthreads();
+  if constexpr (TRACE) trace[4] = trace_clock();
   add_and_store_rows<SWIGLU>(sg, dots, br, nunits, row0);
   if constexpr (TRACE) {
     if (threadIdx.x == 0 && g_fan_trace) {
@@ -252,14 +258,14 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
       std::uint32_t smid;
       asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
       fan_trace_record r;
-      r.start_ns = trace[4];
+      r.start_ns = trace[5];
       r.end_ns = trace_ns();
       r.smid = smid;
-      r.landed_cycles = static_cast<std::uint32_t>(trace[1] - trace[0]);
-      r.dots_cycles = static_cast<std::uint32_t>(trace[2] - trace[1]);
-      r.barrier_cycles = static_cast<std::uint32_t>(trace[3] - trace[2]);
-      r.phase2_cycles = static_cast<std::uint32_t>(end - trace[3]);
-      r.pad = 0;
+      r.pdl_cycles = static_cast<std::uint32_t>(trace[1] - trace[0]);
+      r.landed_cycles = static_cast<std::uint32_t>(trace[2] - trace[1]);
+      r.dots_cycles = static_cast<std::uint32_t>(trace[3] - trace[2]);
+      r.barrier_cycles = static_cast<std::uint32_t>(trace[4] - trace[3]);
+      r.phase2_cycles = static_cast<std::uint32_t>(end - trace[4]);
       g_fan_trace[blockIdx.x] = r;
     }
   }
