@@ -152,8 +152,21 @@ __device__ __forceinline__ void trace_wait_for(std::uint32_t v) {
   asm volatile("{ .reg .b32 t; mov.b32 t, %0; }" ::"r"(v));
 }
 
-template <ggml_type T, bool SWIGLU, int RT, int UT, bool EVICT_FIRST = false, bool TRACE = false>
-__global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
+// NARROW (token fnarrowN, N = 5 or 6; Q4_K and Q6_K four-row tasks in blocks of ≤ 128 threads): the
+// registers of N blocks per SM (96 or 80 a thread instead of 123–128: 20 or 24 warps per SM instead of
+// 16), the dots by the unit's dot_rows (one sub-block's or group's activations live at a time; the same
+// sums, the same bits).
+template <int RT, int UT, int NARROW>
+constexpr int fan_max_threads() {
+  return NARROW ? 128 : k_fan_threads;
+}
+template <int RT, int UT, int NARROW>
+constexpr int fan_blocks_bound() {
+  return NARROW ? NARROW : fan_min_blocks<RT, UT>();
+}
+
+template <ggml_type T, bool SWIGLU, int RT, int UT, bool EVICT_FIRST = false, bool TRACE = false, int NARROW = 0>
+__global__ void __launch_bounds__((fan_max_threads<RT, UT, NARROW>()), (fan_blocks_bound<RT, UT, NARROW>()))
     matvec_fanout_kernel(const mv_params p, const fan_geometry g) {
   using U = mv::unit<T>;
   constexpr int NP = U::pieces;
@@ -205,6 +218,20 @@ __global__ void __launch_bounds__(k_fan_threads, (fan_min_blocks<RT, UT>()))
     for (int c = 0; c < UT; ++c) {
       const std::uint32_t u = tk.u0 + static_cast<std::uint32_t>(c);
       if (UT > 1 && u >= nunits) break;
+      if constexpr (T == ggml_type::q4_k && NARROW > 0) {
+        float d[RT];
+        U::template dot_rows<RT>(p.x, 0, u, raw.pc[c], d);
+#pragma unroll
+        for (int i = 0; i < RT; ++i) out[i * nunits + u] = d[i];
+        continue;
+      }
+      if constexpr (T == ggml_type::q6_k && NARROW > 0) {
+        float d[RT];
+        U::template dot_rows<RT>(p.x, 0, u, raw.pc[c], raw.sm[c], d);
+#pragma unroll
+        for (int i = 0; i < RT; ++i) out[i * nunits + u] = d[i];
+        continue;
+      }
       typename U::x_t xv;
       U::load_x(p.x, 0, u, xv);
 #pragma unroll
@@ -321,6 +348,14 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
   if constexpr (UT == 1 && (RT == 4 || RT == 2)) {  // the default task shapes
     if (tuning().fanout_evict_first != 0) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true>;
     if (tuning().fanout_trace == 1) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true>;
+    if constexpr (RT == 4 && (T == ggml_type::q4_k || T == ggml_type::q6_k)) {
+      const int narrow = tuning().fanout_narrow;
+      if (threads <= 128 && (narrow == 5 || narrow == 6)) {  // not the 256-thread long-row blocks
+        const bool tr = tuning().fanout_trace == 1;
+        kernel = narrow == 5 ? (tr ? matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true, 5> : matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, 5>)
+                             : (tr ? matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true, 6> : matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, 6>);
+      }
+    }
   }
   launch_maybe_pdl_shared(kernel, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
   return true;

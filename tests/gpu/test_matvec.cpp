@@ -283,8 +283,9 @@ TEST_CASE("matvec kernel families and tuning variants are bit-identical", "[matv
                                       "fs1", "fanout@q4_k,stream@q6_k,fanout@f16", "fanout,fu2", "fanout,fu4", "fanout,ft1,fu2",
                                       "fanout,ft1,fu4,fb5", "fanout,ft4", "fanout,ft4,fb12,ftrim", "fanout,ftrim", "fanout,fwide",
                                       "fanout,ft2,fwide", "stream@q4_k,stream@q6_k", "fmma", "fanout,fmma,fb48", "fanout,fmma,fb16,nopdl",
-                                      "fanout,fsb2,fsr1", "fanout,fsb12,fsr4", "fsb4", "nowef", "fanout,fwef,fb7,ft2", "fanout,nowef,ft4,fb12"};
-  if (reduced_run()) variants = {"legacy", "legacy,late", "staged", "s6", "stream", "str1,sts8", "fanout", "fanout,ft1,fb7", "fanout,fu4", "fanout,ft4,ftrim", "fanout,ft2,fwide", "fmma", "fsb4", "nowef"};
+                                      "fanout,fsb2,fsr1", "fanout,fsb12,fsr4", "fsb4", "nowef", "fanout,fwef,fb7,ft2", "fanout,nowef,ft4,fb12",
+                                      "fnarrow5", "fnarrow6", "fanout,fnarrow5,fb12", "fnarrow6,fsb8"};
+  if (reduced_run()) variants = {"legacy", "legacy,late", "staged", "s6", "stream", "str1,sts8", "fanout", "fanout,ft1,fb7", "fanout,fu4", "fanout,ft4,ftrim", "fanout,ft2,fwide", "fmma", "fsb4", "nowef", "fnarrow5", "fnarrow6"};
   std::uint64_t seed = 5000;
   for (const ggml_type type : k_types) {
     INFO("type " << worker::model::type_name(type));
@@ -425,11 +426,12 @@ TEST_CASE("fan-out block timelines on the 7B FFN shapes", "[.trace]") {
   // The traced launch runs alone, after a 512 MB write that evicts its weights from L2 (as the other
   // matvecs of a decode step do) and with nothing before it to wait for.
   device_buffer<std::uint8_t> flush(std::size_t{512} << 20);
-  auto report = [&](const char* name, const std::function<void()>& launch, double bytes) {
+  auto report = [&](const char* name, const std::function<void()>& launch, double bytes, const char* variant = "") {
     constexpr std::size_t k_max_blocks = 1 << 16;
     device_buffer<fan_trace_record> rec(k_max_blocks);
+    set_matvec_variant(variant);
     const float plain_ms = timed_ms(launch);
-    set_matvec_variant("ftrace");
+    set_matvec_variant(std::string("ftrace,") + variant);
     const float traced_ms = timed_ms(launch);
     WORKER_CUDA_CHECK(cudaMemset(rec.get(), 0, k_max_blocks * sizeof(fan_trace_record)));
     WORKER_CUDA_CHECK(cudaMemset(flush.get(), 1, flush.size()));
@@ -461,9 +463,9 @@ TEST_CASE("fan-out block timelines on the 7B FFN shapes", "[.trace]") {
       busy += static_cast<double>(x.end_ns - x.start_ns);
     }
     const double span = static_cast<double>(last - first);
-    std::printf("%s: %zu blocks on %u SMs; back to back %.2f us a launch untraced (%.0f GB/s), %.2f traced; "
+    std::printf("%s%s%s: %zu blocks on %u SMs; back to back %.2f us a launch untraced (%.0f GB/s), %.2f traced; "
                 "the traced launch alone, weights not in L2: %.2f us, %.2f blocks resident per SM on average\n",
-                name, r.size(), sms, 1e3 * plain_ms, bytes / (1e6 * plain_ms), 1e3 * traced_ms, span / 1e3,
+                name, *variant ? ", " : "", variant, r.size(), sms, 1e3 * plain_ms, bytes / (1e6 * plain_ms), 1e3 * traced_ms, span / 1e3,
                 busy / (span * sms));
     std::printf("  block lifetime (ns)         %s\n", quantiles(life).c_str());
     std::printf("  start -> past PDL wait (clk) %s\n", quantiles(pdl).c_str());
@@ -482,9 +484,10 @@ TEST_CASE("fan-out block timelines on the 7B FFN shapes", "[.trace]") {
     const uploaded_matrix gate = upload_matrix(ggml_type::q4_k, ff, d, random_blocks(ggml_type::q4_k, ff, d, 78));
     const uploaded_matrix up = upload_matrix(ggml_type::q4_k, ff, d, random_blocks(ggml_type::q4_k, ff, d, 79));
     device_buffer<float> y(ff);
-    report("Q4_K gate + up 2 x 18944 x 3584",
-           [&] { matvec_swiglu(gate.m, up.m, ax.x, y.get(), static_cast<std::uint32_t>(ff), nullptr); },
-           2.0 * static_cast<double>(ff) * d / 256 * 144);
+    for (const char* variant : {"", "fnarrow5", "fnarrow6"})
+      report("Q4_K gate + up 2 x 18944 x 3584",
+             [&] { matvec_swiglu(gate.m, up.m, ax.x, y.get(), static_cast<std::uint32_t>(ff), nullptr); },
+             2.0 * static_cast<double>(ff) * d / 256 * 144, variant);
   }
   {
     const uploaded_matrix down = upload_matrix(ggml_type::q6_k, d, ff, random_blocks(ggml_type::q6_k, d, ff, 80));
