@@ -152,13 +152,20 @@ __device__ __forceinline__ void trace_wait_for(std::uint32_t v) {
   asm volatile("{ .reg .b32 t; mov.b32 t, %0; }" ::"r"(v));
 }
 
-// NARROW (token fnarrowN, N = 5 or 6; Q4_K and Q6_K four-row tasks in blocks of ≤ 128 threads): the
-// registers of N blocks per SM (96 or 80 a thread instead of 123–128: 20 or 24 warps per SM instead of
-// 16), the dots by the unit's dot_rows (one sub-block's or group's activations live at a time; the same
-// sums, the same bits).
+// NARROW (the default for Q4_K and Q6_K four-row tasks in blocks of ≤ 128 threads, i.e. all their
+// launches but the long-row ones; tokens nonarrow / nonarrowq6 switch it off): the registers of five
+// blocks per SM (96 a thread instead of 123–128: 20 warps per SM instead of 16), the dots by the unit's
+// dot_rows (one sub-block's or group's activations live at a time; the same sums, the same bits).
+// Block timelines (gpu_matvec_test "[.trace]", H200 run S10-5/6) showed a Q4_K gate + up block spending
+// ~85 % of its ~2.9 µs in its dots and phase 2, each warp latency-bound: more warps per SM hide more of
+// it. Measured (run S10-6): Q4_K_M 464.4 / 463.2 tok/s vs 445.5 / 444.5, gate + up 24.1 vs 27.4 µs a
+// launch; six blocks per SM (80 registers, spills) 419.8 / 420.1. (In run S10-1, with the down
+// projection's long rows squeezed into 128-thread blocks too, it lost: 372.5.)
+constexpr int k_fan_narrow_threads = 128;
+constexpr int k_fan_narrow_blocks = 5;
 template <int RT, int UT, int NARROW>
 constexpr int fan_max_threads() {
-  return NARROW ? 128 : k_fan_threads;
+  return NARROW ? k_fan_narrow_threads : k_fan_threads;
 }
 template <int RT, int UT, int NARROW>
 constexpr int fan_blocks_bound() {
@@ -349,12 +356,13 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
     if (tuning().fanout_evict_first != 0) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true>;
     if (tuning().fanout_trace == 1) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true>;
     if constexpr (RT == 4 && (T == ggml_type::q4_k || T == ggml_type::q6_k)) {
-      const int narrow = tuning().fanout_narrow;
-      if (threads <= 128 && (narrow == 5 || narrow == 6)) {  // not the 256-thread long-row blocks
-        const bool tr = tuning().fanout_trace == 1;
-        kernel = narrow == 5 ? (tr ? matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true, 5> : matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, 5>)
-                             : (tr ? matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true, 6> : matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, 6>);
-      }
+      // Narrow (by default; nonarrow / nonarrowq6 switch it off, nowef as well): not the 256-thread
+      // long-row blocks.
+      const bool narrow = tuning().fanout_narrow != 0 && !(T == ggml_type::q6_k && tuning().fanout_narrow_q6k == 0) &&
+                          tuning().fanout_evict_first != 0 && threads <= k_fan_narrow_threads;
+      if (narrow)
+        kernel = tuning().fanout_trace == 1 ? matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true, k_fan_narrow_blocks>
+                                            : matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, k_fan_narrow_blocks>;
     }
   }
   launch_maybe_pdl_shared(kernel, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);

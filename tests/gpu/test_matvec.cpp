@@ -284,8 +284,8 @@ TEST_CASE("matvec kernel families and tuning variants are bit-identical", "[matv
                                       "fanout,ft1,fu4,fb5", "fanout,ft4", "fanout,ft4,fb12,ftrim", "fanout,ftrim", "fanout,fwide",
                                       "fanout,ft2,fwide", "stream@q4_k,stream@q6_k", "fmma", "fanout,fmma,fb48", "fanout,fmma,fb16,nopdl",
                                       "fanout,fsb2,fsr1", "fanout,fsb12,fsr4", "fsb4", "nowef", "fanout,fwef,fb7,ft2", "fanout,nowef,ft4,fb12",
-                                      "fnarrow5", "fnarrow6", "fanout,fnarrow5,fb12", "fnarrow6,fsb8"};
-  if (reduced_run()) variants = {"legacy", "legacy,late", "staged", "s6", "stream", "str1,sts8", "fanout", "fanout,ft1,fb7", "fanout,fu4", "fanout,ft4,ftrim", "fanout,ft2,fwide", "fmma", "fsb4", "nowef", "fnarrow5", "fnarrow6"};
+                                      "nonarrow", "nonarrowq6", "fanout,nonarrow,fb12", "nonarrow,fsb8", "fb12", "fsb8"};
+  if (reduced_run()) variants = {"legacy", "legacy,late", "staged", "s6", "stream", "str1,sts8", "fanout", "fanout,ft1,fb7", "fanout,fu4", "fanout,ft4,ftrim", "fanout,ft2,fwide", "fmma", "fsb4", "nowef", "nonarrow", "nonarrowq6"};
   std::uint64_t seed = 5000;
   for (const ggml_type type : k_types) {
     INFO("type " << worker::model::type_name(type));
@@ -484,7 +484,7 @@ TEST_CASE("fan-out block timelines on the 7B FFN shapes", "[.trace]") {
     const uploaded_matrix gate = upload_matrix(ggml_type::q4_k, ff, d, random_blocks(ggml_type::q4_k, ff, d, 78));
     const uploaded_matrix up = upload_matrix(ggml_type::q4_k, ff, d, random_blocks(ggml_type::q4_k, ff, d, 79));
     device_buffer<float> y(ff);
-    for (const char* variant : {"", "fnarrow5", "fnarrow6"})
+    for (const char* variant : {"", "nonarrow"})
       report("Q4_K gate + up 2 x 18944 x 3584",
              [&] { matvec_swiglu(gate.m, up.m, ax.x, y.get(), static_cast<std::uint32_t>(ff), nullptr); },
              2.0 * static_cast<double>(ff) * d / 256 * 144, variant);
