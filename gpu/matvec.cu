@@ -35,7 +35,6 @@ mv_tuning parse_tuning(const std::string& spec) {
     else if (tok == "nowef") t.fanout_evict_first = 0;
     else if (tok == "ftrace") t.fanout_trace = 1;
     else if (tok == "nonarrow") t.fanout_narrow = 0;
-    else if (tok == "nonarrowq6") t.fanout_narrow_q6k = 0;
     else if (tok == "fmma") t.fanout_mma = 1;
     else if (tok == "nomma") t.fanout_mma = 0;
     else if (tok == "fdt1" || tok == "fdt2" || tok == "fdt4") t.fanout_long_task_rows = tok[3] - '0';

@@ -152,15 +152,18 @@ __device__ __forceinline__ void trace_wait_for(std::uint32_t v) {
   asm volatile("{ .reg .b32 t; mov.b32 t, %0; }" ::"r"(v));
 }
 
-// NARROW (the default for Q4_K and Q6_K four-row tasks in blocks of ≤ 128 threads, i.e. all their
-// launches but the long-row ones; tokens nonarrow / nonarrowq6 switch it off): the registers of five
-// blocks per SM (96 a thread instead of 123–128: 20 warps per SM instead of 16), the dots by the unit's
-// dot_rows (one sub-block's or group's activations live at a time; the same sums, the same bits).
-// Block timelines (gpu_matvec_test "[.trace]", H200 run S10-5/6) showed a Q4_K gate + up block spending
-// ~85 % of its ~2.9 µs in its dots and phase 2, each warp latency-bound: more warps per SM hide more of
-// it. Measured (run S10-6): Q4_K_M 464.4 / 463.2 tok/s vs 445.5 / 444.5, gate + up 24.1 vs 27.4 µs a
-// launch; six blocks per SM (80 registers, spills) 419.8 / 420.1. (In run S10-1, with the down
-// projection's long rows squeezed into 128-thread blocks too, it lost: 372.5.)
+// NARROW (the default for Q4_K four-row tasks in blocks of ≤ 128 threads, i.e. all Q4_K launches but
+// the long-row ones; token nonarrow switches it off): the registers of five blocks per SM (96 a thread
+// instead of 128: 20 warps per SM instead of 16), the dots by unit<q4_k>::dot_rows (one sub-block's
+// activations live at a time; the same sums, the same bits). Block timelines (gpu_matvec_test
+// "[.trace]", H200 runs S10-5/6) showed a Q4_K gate + up block spending ~85 % of its ~2.9 µs in its
+// dots and phase 2, each warp latency-bound: more warps per SM hide more of it. Measured (H200): Q4_K_M
+// 464.4 / 463.2 tok/s vs 445.5 / 444.5 without (S10-6; gate + up 24.1 vs 27.4 µs a launch), 461.3 vs
+// 446.9 (S10-7); six blocks per SM (80 registers, spills) 419.8 / 420.1 (S10-6). Q6_K the same way
+// (a group of activations at a time; 96 registers with 48 bytes of spills for plain launches: the
+// output projection, V) was 0.5–1.5 % slower than Q6_K on the 128-register kernel (S10-7, S10-8:
+// 461.3 / 465.4 / 466.4 / 465.8 vs 468.3 / 468.4 / 470.2 / 466.4) and was removed. (In run S10-1,
+// with the down projection's long rows squeezed into 128-thread blocks too, narrow lost: 372.5.)
 constexpr int k_fan_narrow_threads = 128;
 constexpr int k_fan_narrow_blocks = 5;
 template <int RT, int UT, int NARROW>
@@ -228,13 +231,6 @@ __global__ void __launch_bounds__((fan_max_threads<RT, UT, NARROW>()), (fan_bloc
       if constexpr (T == ggml_type::q4_k && NARROW > 0) {
         float d[RT];
         U::template dot_rows<RT>(p.x, 0, u, raw.pc[c], d);
-#pragma unroll
-        for (int i = 0; i < RT; ++i) out[i * nunits + u] = d[i];
-        continue;
-      }
-      if constexpr (T == ggml_type::q6_k && NARROW > 0) {
-        float d[RT];
-        U::template dot_rows<RT>(p.x, 0, u, raw.pc[c], raw.sm[c], d);
 #pragma unroll
         for (int i = 0; i < RT; ++i) out[i * nunits + u] = d[i];
         continue;
@@ -355,11 +351,9 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
   if constexpr (UT == 1 && (RT == 4 || RT == 2)) {  // the default task shapes
     if (tuning().fanout_evict_first != 0) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true>;
     if (tuning().fanout_trace == 1) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true>;
-    if constexpr (RT == 4 && (T == ggml_type::q4_k || T == ggml_type::q6_k)) {
-      // Narrow (by default; nonarrow / nonarrowq6 switch it off, nowef as well): not the 256-thread
-      // long-row blocks.
-      const bool narrow = tuning().fanout_narrow != 0 && !(T == ggml_type::q6_k && tuning().fanout_narrow_q6k == 0) &&
-                          tuning().fanout_evict_first != 0 && threads <= k_fan_narrow_threads;
+    if constexpr (RT == 4 && T == ggml_type::q4_k) {
+      // Narrow (by default; nonarrow switches it off, nowef as well): not the 256-thread long-row blocks.
+      const bool narrow = tuning().fanout_narrow != 0 && tuning().fanout_evict_first != 0 && threads <= k_fan_narrow_threads;
       if (narrow)
         kernel = tuning().fanout_trace == 1 ? matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true, k_fan_narrow_blocks>
                                             : matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, k_fan_narrow_blocks>;

@@ -297,25 +297,6 @@ struct unit<ggml_type::q6_k> {
     const std::size_t blk_index = static_cast<std::size_t>(row) * (w.cols / 256) + b;
     return {__ldg(reinterpret_cast<const uint2*>(w.aux + blk_index * 16 + 8 * n)), __ldg(w.d + blk_index)};
   }
-  // Word i of group g: 4 signed 6-bit weights.
-  __device__ static int group_word(const uint4 pc[pieces], int g, int i) {
-    const int a = word(pc[0], i), bq = word(pc[1], i), hh = word(pc[2], i);
-    const int v = g == 0   ? (a & 0x0F0F0F0F) | ((hh << 4) & 0x30303030)
-                  : g == 1 ? (bq & 0x0F0F0F0F) | ((hh << 2) & 0x30303030)
-                  : g == 2 ? ((a >> 4) & 0x0F0F0F0F) | (hh & 0x30303030)
-                           : ((bq >> 4) & 0x0F0F0F0F) | ((hh >> 2) & 0x30303030);
-    // Per-byte v - 32 without borrows between bytes: set bit 7, subtract, flip bit 7 back.
-    return ((v | 0x80808080) - 0x20202020) ^ 0x80808080;
-  }
-  // d·sc of group g of half-unit h (sc = byte h + 2g of sc8, signed).
-  __device__ static float group_scale(const small_t& sm, float d, std::uint32_t h, int g) {
-    const int k = static_cast<int>(h) + 2 * g;  // byte of sc8
-    const std::uint32_t wd = k < 4 ? sm.sc8.x : sm.sc8.y;
-    const int sc = static_cast<int>(static_cast<std::int8_t>((wd >> (8 * (k & 3))) & 0xFF));
-    return __fmul_rn(d, static_cast<float>(sc));
-  }
-  // (decode() spells the same integers out for all four groups at once: in this form the default
-  // kernels' code is unchanged since group_word / group_scale were added for dot_rows.)
   __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t u, w_t& o) {
     const std::uint32_t h = u & 1;
     const uint4 A = pc[0];
@@ -329,6 +310,7 @@ struct unit<ggml_type::q6_k> {
       const int v1 = (bq & 0x0F0F0F0F) | ((hh << 2) & 0x30303030);
       const int v2 = ((a >> 4) & 0x0F0F0F0F) | (hh & 0x30303030);
       const int v3 = ((bq >> 4) & 0x0F0F0F0F) | ((hh >> 2) & 0x30303030);
+      // Per-byte v - 32 without borrows between bytes: set bit 7, subtract, flip bit 7 back.
       o.q[0][i] = ((v0 | 0x80808080) - 0x20202020) ^ 0x80808080;
       o.q[1][i] = ((v1 | 0x80808080) - 0x20202020) ^ 0x80808080;
       o.q[2][i] = ((v2 | 0x80808080) - 0x20202020) ^ 0x80808080;
@@ -356,34 +338,6 @@ struct unit<ggml_type::q6_k> {
     float s = 0.0f;
     for (int g = 0; g < 4; ++g) s = __fmaf_rn(w.dsc[g], dot16(w.q[g], x.q[g], x.dh[g], x.dl[g]), s);
     return s;
-  }
-  // The dots of unit u of R rows from their pieces and scalars, column col: group g of every row, then
-  // g + 1, so one group's activations (8 registers, not load_x's 32) are live beside the rows' pieces.
-  // Each row's sum takes its groups in dot()'s order with the same operations: the same bits.
-  template <int R>
-  __device__ static void dot_rows(const matvec_x& x, std::uint32_t col, std::uint32_t u, const uint4 (&pc)[R][pieces],
-                                  const small_t (&sm)[R], float (&out)[R]) {
-    const std::uint32_t b = u >> 2, n = (u >> 1) & 1, h = u & 1;
-    const std::size_t base = xq_off(x, col);
-    float d[R];
-#pragma unroll
-    for (int i = 0; i < R; ++i) {
-      d[i] = half_bits_to_float(sm[i].d);
-      out[i] = 0.0f;
-    }
-#pragma unroll
-    for (int g = 0; g < 4; ++g) {
-      const std::uint32_t qb = b * 8 + 4 * n + g;
-      x16 xq;
-      load_x16(x, base + qb * 32 + 16 * h, xq);
-      const float4 xd = xds(x, col, qb);
-#pragma unroll
-      for (int i = 0; i < R; ++i) {
-        int q[4];
-        for (int k = 0; k < 4; ++k) q[k] = group_word(pc[i], g, k);
-        out[i] = __fmaf_rn(group_scale(sm[i], d[i], h, g), dot16(q, xq, xd.x, xd.z), out[i]);
-      }
-    }
   }
 };
 
