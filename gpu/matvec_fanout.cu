@@ -167,16 +167,12 @@ __device__ __forceinline__ void trace_wait_for(std::uint32_t v) {
 constexpr int k_fan_narrow_threads = 128;
 constexpr int k_fan_narrow_blocks = 5;
 template <int RT, int UT, int NARROW>
-constexpr int fan_max_threads() {
-  return NARROW ? k_fan_narrow_threads : k_fan_threads;
-}
-template <int RT, int UT, int NARROW>
 constexpr int fan_blocks_bound() {
   return NARROW ? NARROW : fan_min_blocks<RT, UT>();
 }
 
 template <ggml_type T, bool SWIGLU, int RT, int UT, bool EVICT_FIRST = false, bool TRACE = false, int NARROW = 0>
-__global__ void __launch_bounds__((fan_max_threads<RT, UT, NARROW>()), (fan_blocks_bound<RT, UT, NARROW>()))
+__global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads), (fan_blocks_bound<RT, UT, NARROW>()))
     matvec_fanout_kernel(const mv_params p, const fan_geometry g) {
   using U = mv::unit<T>;
   constexpr int NP = U::pieces;
