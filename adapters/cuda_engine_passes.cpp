@@ -39,10 +39,15 @@ using gpu::align_up;
 //   earlier default; this one changes the attention's summation order, not its accuracy).
 // - The merge fusion stays off (token merge turns it on, for measuring): 1-5 % slower on the H200
 //   (run 10), rope+merge −1 / −1.8 / −1 % at batch 1/4/16 on the H100 (session 3).
-// - PDL for RMSNorm, attention and the int8 quantization: on for models whose FFN weights are Q8_0,
+// - PDL for RMSNorm and the int8 quantization: on for models whose FFN weights are Q8_0,
 //   off for the others (tokens pdl / nopdl force it). Q8_0 gained in every H100 run that measured it
 //   (+2.9 % session 4; +1.3, +1.2, +1.3, +1.6 % sessions 5-6; +1.6, +3.6 % session 7); Q4_K_M lost
 //   0.6-1.0 % in sessions 5-6 and −0.2 % with session 7's kernels (S7-2, S7-5), F16 −0.1 to −0.6 %.
+//   (Until session 11 the attention followed this switch too.)
+// - PDL for the attention split and merge kernels: on for every model (token noattnpdl: off). The
+//   split kernel loads the cached K/V rows of earlier positions before it waits for Q/K/V, taking
+//   their DRAM round trip off the chain. H200 run S11-4: Q4_K_M 479.4 / 478.5
+//   vs 464.1 / 463.7 tok/s; Q8_0 (PDL already on) 417.6 / 415.5 vs 400.4 with the attention's PDL off.
 // - V beside Q and K (a graph branch on the side stream) when V's weight type differs from theirs
 //   (Qwen2.5 Q4_K_M: Q6_K V in 13 of 28 layers, which otherwise runs alone on 128 two-warp blocks
 //   after Q + K); token novbranch turns it off. H200 session 8 (run S8-8): 422.1 / 418.6 vs 417.8 /
@@ -50,6 +55,7 @@ using gpu::align_up;
 struct decode_fusion {
   bool rope = true, merge = false, vbranch = true;
   int pdl = -1;  // -1: by the model's weight type (pdl_by_default)
+  int attn_pdl = 1;  // attention (split + merge): on (noattnpdl: off; -1 would follow `pdl`)
   std::uint32_t split = gpu::k_attn_split_decode;
 };
 
@@ -64,6 +70,8 @@ const decode_fusion& decode_settings() {
       else if (tok == "merge") r.merge = true;
       else if (tok == "pdl") r.pdl = 1;
       else if (tok == "nopdl") r.pdl = 0;
+      else if (tok == "attnpdl") r.attn_pdl = 1;
+      else if (tok == "noattnpdl") r.attn_pdl = 0;
       else if (tok == "split64") r.split = 64;
       else if (tok == "split32") r.split = 32;
       else if (tok == "novbranch") r.vbranch = false;
@@ -373,7 +381,7 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
     a.ld_q8 = s.xw_pad;
     a.out_ds = s.xds;
     a.ld_ds = s.xw_pad / 32;
-    a.pdl = pdl;
+    a.pdl = fuse.attn_pdl >= 0 ? fuse.attn_pdl == 1 : pdl;
     if (fuse.merge) a.merge_counters = s.att_count;
     if (fuse.rope) {
       // RoPE + KV store inside the attention kernel (no launch of their own).

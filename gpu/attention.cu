@@ -79,26 +79,66 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   constexpr int PG = k_threads / NCH;  // position groups of the o sum
   constexpr int QPT = (G * HD + k_threads - 1) / k_threads;  // query elements a thread stages
   static_assert(k_threads == 128 && k_round == 32 && PG * CPT == k_round, "work split assumes 128 threads");
+  const std::uint32_t j = blockIdx.x, g = blockIdx.y, i = blockIdx.z;
+  const int t = static_cast<int>(threadIdx.x);
+  // Positions, sequence descriptors and the cached K/V rows of earlier positions are inputs of the
+  // step (host copies before the first kernel, earlier steps), never written by the producer of q/k/v:
+  // they are read before the programmatic-dependent wait, so that the K/V cache's DRAM round trip
+  // overlaps the producer's tail. Only the new position's row (stored below by this grid) is read after it.
+  const std::int32_t pos = a.query_pos[i];
+  const std::int32_t seq_index = a.query_seq[i];
+  const std::uint32_t len = static_cast<std::uint32_t>(pos) + 1;
+  const std::uint32_t start = j * a.split;
+  if (start >= len) {
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;");
+    return;
+  }
+  const std::uint32_t cnt = min(a.split, len - start);
+  const kv_seq_desc seq = a.seqs[seq_index];
+  const uint4* kp = reinterpret_cast<const uint4*>(kv_head_ptr(seq, a.layer, 0, g, a.n_head_kv, HD) +
+                                                   static_cast<std::size_t>(start) * HD);
+  const uint4* vp = reinterpret_cast<const uint4*>(kv_head_ptr(seq, a.layer, 1, g, a.n_head_kv, HD) +
+                                                   static_cast<std::size_t>(start) * HD);
+  const int kq = t / 4, kr = t % 4;            // scores: key within the round, chunk residue
+  const int vg = t / NCH, vc = t % NCH;        // o: position group, chunk
+  const std::uint32_t rounds = (cnt + k_round - 1) / k_round;
+  auto load_k = [&](std::uint32_t r, uint4 (&buf)[CPT]) {
+    const std::uint32_t p = r * k_round + kq;
+#pragma unroll
+    for (int s = 0; s < CPT; ++s) buf[s] = p < cnt ? kp[static_cast<std::size_t>(p) * NCH + kr + 4 * s] : make_uint4(0, 0, 0, 0);
+  };
+  auto load_v = [&](std::uint32_t r, uint4 (&buf)[CPT]) {
+#pragma unroll
+    for (int m = 0; m < CPT; ++m) {
+      const std::uint32_t p = r * k_round + vg + PG * m;
+      buf[m] = p < cnt ? vp[static_cast<std::size_t>(p) * NCH + vc] : make_uint4(0, 0, 0, 0);
+    }
+  };
+  // The block whose split holds the query's own position loads its first rounds after the wait (the
+  // producer, the RoPE + KV store kernel, wrote that row) or, with fused RoPE, after storing it itself.
+  const bool holds_new = j == static_cast<std::uint32_t>(pos) / a.split;
+  uint4 kb[2][CPT], vb[2][CPT];
+  auto load_first_rounds = [&] {
+    load_k(0, kb[0]);
+    load_v(0, vb[0]);
+    if (rounds > 1) {
+      load_k(1, kb[1]);
+      load_v(1, vb[1]);
+    }
+  };
+  if (!holds_new) load_first_rounds();
   // As a programmatic dependent (a.pdl): wait for the producer of q/k/v. Then let the next kernel's
   // blocks start their weight loads (they wait for this grid before reading its outputs).
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;");
-  const std::uint32_t j = blockIdx.x, g = blockIdx.y, i = blockIdx.z;
-  const int t = static_cast<int>(threadIdx.x);
-  const std::int32_t pos = a.query_pos[i];
-  const std::int32_t seq_index = a.query_seq[i];
   const float* q = a.q + static_cast<std::size_t>(i) * a.ldq + static_cast<std::size_t>(g) * G * HD;
-  // The unrotated path's query elements are loaded before anything waits on pos.
+  // The unrotated path's query elements are loaded before anything waits on them.
   float qv[QPT];
   if (!a.k_new) {
 #pragma unroll
     for (int u = 0; u < QPT; ++u) qv[u] = t + u * k_threads < G * HD ? q[t + u * k_threads] : 0.0f;
   }
-  const std::uint32_t len = static_cast<std::uint32_t>(pos) + 1;
-  const std::uint32_t start = j * a.split;
-  if (start >= len) return;
-  const std::uint32_t cnt = min(a.split, len - start);
-  const kv_seq_desc seq = a.seqs[seq_index];
 
   __shared__ __align__(16) float qs[G][HD];
   __shared__ float sc[G][k_attn_split_max];
@@ -117,7 +157,7 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
       qs[h][p] = __fsub_rn(__fmul_rn(x0, c.x), __fmul_rn(x1, c.y));
       qs[h][p + half] = __fadd_rn(__fmul_rn(x0, c.y), __fmul_rn(x1, c.x));
     }
-    if (j == static_cast<std::uint32_t>(pos) / a.split) {
+    if (holds_new) {
       // This block's split holds the new position: store its K (rotated) and V before reading them
       // (the __syncthreads below makes the stores visible to the block's loads).
       const float* kn = a.k_new + static_cast<std::size_t>(i) * a.ldk + static_cast<std::size_t>(g) * HD;
@@ -140,32 +180,7 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
     }
   }
 
-  const uint4* kp = reinterpret_cast<const uint4*>(kv_head_ptr(seq, a.layer, 0, g, a.n_head_kv, HD) +
-                                                   static_cast<std::size_t>(start) * HD);
-  const uint4* vp = reinterpret_cast<const uint4*>(kv_head_ptr(seq, a.layer, 1, g, a.n_head_kv, HD) +
-                                                   static_cast<std::size_t>(start) * HD);
-  const int kq = t / 4, kr = t % 4;            // scores: key within the round, chunk residue
-  const int vg = t / NCH, vc = t % NCH;        // o: position group, chunk
-  const std::uint32_t rounds = (cnt + k_round - 1) / k_round;
-  auto load_k = [&](std::uint32_t r, uint4 (&buf)[CPT]) {
-    const std::uint32_t p = r * k_round + kq;
-#pragma unroll
-    for (int s = 0; s < CPT; ++s) buf[s] = p < cnt ? kp[static_cast<std::size_t>(p) * NCH + kr + 4 * s] : make_uint4(0, 0, 0, 0);
-  };
-  auto load_v = [&](std::uint32_t r, uint4 (&buf)[CPT]) {
-#pragma unroll
-    for (int m = 0; m < CPT; ++m) {
-      const std::uint32_t p = r * k_round + vg + PG * m;
-      buf[m] = p < cnt ? vp[static_cast<std::size_t>(p) * NCH + vc] : make_uint4(0, 0, 0, 0);
-    }
-  };
-  uint4 kb[2][CPT], vb[2][CPT];
-  load_k(0, kb[0]);
-  load_v(0, vb[0]);
-  if (rounds > 1) {
-    load_k(1, kb[1]);
-    load_v(1, vb[1]);
-  }
+  if (holds_new) load_first_rounds();  // after the wait, and the store (the barrier above)
   __syncthreads();  // qs
 
   // Scores of one round (block-uniform control flow: the shuffles need every lane).
@@ -375,6 +390,8 @@ __global__ void __launch_bounds__(HD) attn_merge_kernel(const attention_args a) 
   const std::uint32_t h = blockIdx.x, i = blockIdx.y;
   const int d = static_cast<int>(threadIdx.x);
   const std::size_t row0 = (static_cast<std::size_t>(i) * a.n_head + h) * a.max_splits;
+  // Launched as a programmatic dependent of the split kernel with a.pdl: its partials are read after this.
+  asm volatile("griddepcontrol.wait;" ::: "memory");
   float ov[k_merge_chunk];
 #pragma unroll
   for (int u = 0; u < k_merge_chunk; ++u) {
@@ -426,8 +443,7 @@ template <int HD, int G>
 void launch_hg(const attention_args& a, cudaStream_t s) {
   launch_maybe_pdl(attn_split_kernel<HD, G>, dim3(a.max_splits, a.n_head_kv, a.nq), dim3(k_threads), a.pdl, s, a);
   if (a.merge_counters) return;
-  attn_merge_kernel<HD><<<dim3(a.n_head, a.nq), HD, 0, s>>>(a);
-  WORKER_CUDA_CHECK_LAUNCH("attn_merge_kernel");
+  launch_maybe_pdl(attn_merge_kernel<HD>, dim3(a.n_head, a.nq), dim3(HD), a.pdl, s, a);
 }
 
 template <int HD>

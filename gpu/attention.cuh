@@ -71,7 +71,11 @@ struct attention_args {
   // that group's heads (same arithmetic and order as the merge kernel) and resets its counter, so no
   // merge launch is needed. [nq][n_head_kv] counters, zero before the first use; they return to zero.
   std::uint32_t* merge_counters = nullptr;
-  bool pdl = false;                  // launch the split kernel as a programmatic dependent
+  // Launch the split and merge kernels as programmatic dependents. The split kernel then reads the
+  // cached K/V rows of positions other than each query's own before the producer has finished: only
+  // for launches whose producer writes no cached row but the queries' own (decode: one new position
+  // per sequence).
+  bool pdl = false;
 };
 
 // Supported: head_dim 32, 64 or 128, n_head/n_head_kv in {1, 2, 4, 7, 8}.
