@@ -39,27 +39,25 @@ using gpu::align_up;
 //   earlier default; this one changes the attention's summation order, not its accuracy).
 // - The merge fusion stays off (token merge turns it on, for measuring): 1-5 % slower on the H200
 //   (run 10), rope+merge −1 / −1.8 / −1 % at batch 1/4/16 on the H100 (session 3).
-// - PDL for RMSNorm and the int8 quantization: on for models whose FFN weights are Q8_0,
-//   off for the others (tokens pdl / nopdl force it). Q8_0 gained in every H100 run that measured it
-//   (+2.9 % session 4; +1.3, +1.2, +1.3, +1.6 % sessions 5-6; +1.6, +3.6 % session 7); Q4_K_M lost
-//   0.6-1.0 % in sessions 5-6 and −0.2 % with session 7's kernels (S7-2, S7-5), F16 −0.1 to −0.6 %.
-//   (Until session 11 the attention followed this switch too.)
-// - PDL for the attention split and merge kernels: on for every model (token noattnpdl: off). The
-//   split kernel loads the cached K/V rows of earlier positions before it waits for Q/K/V, taking
-//   their DRAM round trip off the chain. H200 run S11-4: Q4_K_M 479.4 / 478.5
-//   vs 464.1 / 463.7 tok/s; Q8_0 (PDL already on) 417.6 / 415.5 vs 400.4 with the attention's PDL off.
+// - Programmatic dependent launch of the small kernels (RMSNorm, attention split and merge, the int8
+//   quantization): on for every model; tokens nopdl / pdl turn it off / on, noattnpdl / attnpdl the
+//   attention's alone. The attention split kernel loads the cached K/V rows of earlier positions before it waits
+//   for Q/K/V (their DRAM round trip off the chain) and the merge kernel is a programmatic dependent
+//   too: H200 run S11-4, Q4_K_M 479.4 / 478.5 vs 464.1 / 463.7 tok/s; Q8_0 (PDL on for the other
+//   small kernels) 417.6 / 415.5 vs 400.4 with the attention's off. The rest: S11-5 / S11-6, F16 b=1
+//   256.7, 256.5 / 256.0 vs 255.0, 254.2 / 255.2, b=4 +1.0 to +2.2 %; Q4_K_M within ±0.1 % at b=1,
+//   +0.1 to +0.6 % at b=4. (Until session 11 only models with Q8_0 FFN weights had it: without the
+//   early K/V loads Q4_K_M lost 0.2-1.0 % and F16 0.1-0.6 % in sessions 5-7, Q8_0 gained 1.2-3.6 %.)
 // - V beside Q and K (a graph branch on the side stream) when V's weight type differs from theirs
 //   (Qwen2.5 Q4_K_M: Q6_K V in 13 of 28 layers, which otherwise runs alone on 128 two-warp blocks
 //   after Q + K); token novbranch turns it off. H200 session 8 (run S8-8): 422.1 / 418.6 vs 417.8 /
 //   418.3 tok/s without it (Q8_0, F16: no such layers, unchanged).
 struct decode_fusion {
   bool rope = true, merge = false, vbranch = true;
-  int pdl = -1;  // -1: by the model's weight type (pdl_by_default)
-  int attn_pdl = 1;  // attention (split + merge): on (noattnpdl: off; -1 would follow `pdl`)
+  bool pdl = true;       // RMSNorm, int8 quantization (and the attention unless attn_pdl says otherwise)
+  int attn_pdl = -1;     // attention split + merge: -1 as pdl, 0 off (noattnpdl), 1 on (attnpdl)
   std::uint32_t split = gpu::k_attn_split_decode;
 };
-
-bool pdl_by_default(const dev_model& m) { return !m.layers.empty() && m.layers[0].gate.type == model::ggml_type::q8_0; }
 
 const decode_fusion& decode_settings() {
   static const decode_fusion f = [] {
@@ -68,8 +66,8 @@ const decode_fusion& decode_settings() {
     for (const std::string& tok : model::split_comma_list(e ? e : "")) {
       if (tok == "norope") r.rope = false;
       else if (tok == "merge") r.merge = true;
-      else if (tok == "pdl") r.pdl = 1;
-      else if (tok == "nopdl") r.pdl = 0;
+      else if (tok == "pdl") r.pdl = true;
+      else if (tok == "nopdl") r.pdl = false;
       else if (tok == "attnpdl") r.attn_pdl = 1;
       else if (tok == "noattnpdl") r.attn_pdl = 0;
       else if (tok == "split64") r.split = 64;
@@ -356,7 +354,7 @@ void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t contex
 void enqueue_decode(const pass_context& pc, std::uint32_t b) {
   const decode_fusion& fuse = decode_settings();
   const dev_model& m = *pc.model;
-  const bool pdl = fuse.pdl >= 0 ? fuse.pdl == 1 : pdl_by_default(m);
+  const bool pdl = fuse.pdl;
   const scratch& s = *pc.s;
   const host_mirror& hm = *pc.hm;
   const cudaStream_t st = pc.ctx->compute_stream();

@@ -12,9 +12,9 @@
 # --bench-variants benchmarks each model once per variant (comma-separated tokens): matvec tuning tokens
 # (gpu/matvec.cuh set_matvec_variant, passed as bench --matvec-variant), "default" for none, and
 # fuse-norope (RoPE in a launch of its own) / fuse-merge / fuse-pdl / fuse-nopdl (PDL for the small
-# decode kernels on / off; by default on for Q8_0 models only) for the decode launch fusions and
-# fuse-split64 for 64-key decode attention splits, fuse-novbranch (V after Q + K, not beside them) (WORKER_ORCD_DECODE_FUSE,
-# adapters/cuda_engine_passes.cpp), and off-PAT (PAT a piece of a kernel's mangled name, PAT@G also
+# decode kernels on / off; on by default) / fuse-noattnpdl (the attention's alone off) for the decode
+# launch fusions and fuse-split64 for 64-key decode attention splits, fuse-novbranch (V after Q + K,
+# not beside them) (WORKER_ORCD_DECODE_FUSE, adapters/cuda_engine_passes.cpp), and off-PAT (PAT a piece of a kernel's mangled name, PAT@G also
 # matching grid.x == G) to time the decode graph with those kernel nodes disabled
 # (WORKER_ORCD_GRAPH_DISABLE: what they cost on the critical path; the tokens are garbage); a table of
 # decode tokens/s per variant ends the summary.
