@@ -49,7 +49,7 @@ using gpu::align_up;
 //   +0.1 to +0.6 % at b=4. (Until session 11 only models with Q8_0 FFN weights had it: without the
 //   early K/V loads Q4_K_M lost 0.2-1.0 % and F16 0.1-0.6 % in sessions 5-7, Q8_0 gained 1.2-3.6 %.)
 // - V beside Q and K (a graph branch on the side stream) when V's weight type differs from theirs
-//   (Qwen2.5 Q4_K_M: Q6_K V in 13 of 28 layers, which otherwise runs alone on 128 two-warp blocks
+//   (Qwen2.5 Q4_K_M: Q6_K V in 14 of 28 layers, which otherwise runs alone on 128 two-warp blocks
 //   after Q + K); token novbranch turns it off. H200 session 8 (run S8-8): 422.1 / 418.6 vs 417.8 /
 //   418.3 tok/s without it (Q8_0, F16: no such layers, unchanged).
 struct decode_fusion {
