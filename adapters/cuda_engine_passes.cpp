@@ -41,13 +41,14 @@ using gpu::align_up;
 //   (run 10), rope+merge −1 / −1.8 / −1 % at batch 1/4/16 on the H100 (session 3).
 // - Programmatic dependent launch of the small kernels (RMSNorm, attention split and merge, the int8
 //   quantization): on for every model; tokens nopdl / pdl turn it off / on, noattnpdl / attnpdl the
-//   attention's alone. The attention split kernel loads the cached K/V rows of earlier positions before it waits
-//   for Q/K/V (their DRAM round trip off the chain) and the merge kernel is a programmatic dependent
-//   too: H200 run S11-4, Q4_K_M 479.4 / 478.5 vs 464.1 / 463.7 tok/s; Q8_0 (PDL on for the other
-//   small kernels) 417.6 / 415.5 vs 400.4 with the attention's off. The rest: S11-5 / S11-6, F16 b=1
-//   256.7, 256.5 / 256.0 vs 255.0, 254.2 / 255.2, b=4 +1.0 to +2.2 %; Q4_K_M within ±0.1 % at b=1,
-//   +0.1 to +0.6 % at b=4. (Until session 11 only models with Q8_0 FFN weights had it: without the
-//   early K/V loads Q4_K_M lost 0.2-1.0 % and F16 0.1-0.6 % in sessions 5-7, Q8_0 gained 1.2-3.6 %.)
+//   attention's alone. The attention split kernel loads the cached K/V rows of earlier positions
+//   before it waits for Q/K/V (their DRAM round trip off the chain) and the merge kernel is a
+//   programmatic dependent too: H200 run S11-4, Q4_K_M 479.4 / 478.5 vs 464.1 / 463.7 tok/s; Q8_0
+//   (PDL on for the other small kernels) 417.6 / 415.5 vs 400.4 with the attention's off. The rest:
+//   S11-5 / S11-6, F16 b=1 256.7, 256.5 / 256.0 vs 255.0, 254.2 / 255.2, b=4 +1.0 to +2.2 %; Q4_K_M
+//   within ±0.1 % at b=1, +0.1 to +0.6 % at b=4. (Until session 11 only models with Q8_0 FFN weights
+//   had it: without the early K/V loads Q4_K_M lost 0.2-1.0 % and F16 0.1-0.6 % in sessions 5-7,
+//   Q8_0 gained 1.2-3.6 %.)
 // - V beside Q and K (a graph branch on the side stream) when V's weight type differs from theirs
 //   (Qwen2.5 Q4_K_M: Q6_K V in 14 of 28 layers, which otherwise runs alone on 128 two-warp blocks
 //   after Q + K); token novbranch turns it off. H200 session 8 (run S8-8): 422.1 / 418.6 vs 417.8 /

@@ -84,7 +84,8 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   // Positions, sequence descriptors and the cached K/V rows of earlier positions are inputs of the
   // step (host copies before the first kernel, earlier steps), never written by the producer of q/k/v:
   // they are read before the programmatic-dependent wait, so that the K/V cache's DRAM round trip
-  // overlaps the producer's tail. Only the new position's row (stored below by this grid) is read after it.
+  // overlaps the producer's tail. Only the split holding the query's own position (its row written by
+  // the producer, or below by this block) is read after it.
   const std::int32_t pos = a.query_pos[i];
   const std::int32_t seq_index = a.query_seq[i];
   const std::uint32_t len = static_cast<std::uint32_t>(pos) + 1;
@@ -133,7 +134,7 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;");
   const float* q = a.q + static_cast<std::size_t>(i) * a.ldq + static_cast<std::size_t>(g) * G * HD;
-  // The unrotated path's query elements are loaded before anything waits on them.
+  // Unrotated path (q already rotated by rope_qk_store_kv): the query elements, staged through registers.
   float qv[QPT];
   if (!a.k_new) {
 #pragma unroll
