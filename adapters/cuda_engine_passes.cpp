@@ -38,7 +38,8 @@ using gpu::align_up;
 // - Key positions per attention split: gpu::k_attn_split_decode (32), or 64 with token split64 (the
 //   earlier default; this one changes the attention's summation order, not its accuracy).
 // - The merge fusion stays off (token merge turns it on, for measuring): 1-5 % slower on the H200
-//   (run 10), rope+merge −1 / −1.8 / −1 % at batch 1/4/16 on the H100 (session 3).
+//   (run 10), rope+merge −1 / −1.8 / −1 % at batch 1/4/16 on the H100 (session 3), −5 to −7 % on the
+//   H200 in session 11 (S11-2, S11-7b).
 // - Programmatic dependent launch of the small kernels (RMSNorm, attention split and merge, the int8
 //   quantization): on for every model; tokens nopdl / pdl turn it off / on, noattnpdl / attnpdl the
 //   attention's alone. The attention split kernel loads the cached K/V rows of earlier positions
