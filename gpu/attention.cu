@@ -104,31 +104,37 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   const int kq = t / 4, kr = t % 4;            // scores: key within the round, chunk residue
   const int vg = t / NCH, vc = t % NCH;        // o: position group, chunk
   const std::uint32_t rounds = (cnt + k_round - 1) / k_round;
-  auto load_k = [&](std::uint32_t r, uint4 (&buf)[CPT]) {
+  // Rows p < lim of round r (lim = cnt but for the first rounds of a block that computes its own row).
+  auto load_k = [&](std::uint32_t r, uint4 (&buf)[CPT], std::uint32_t lim) {
     const std::uint32_t p = r * k_round + kq;
 #pragma unroll
-    for (int s = 0; s < CPT; ++s) buf[s] = p < cnt ? kp[static_cast<std::size_t>(p) * NCH + kr + 4 * s] : make_uint4(0, 0, 0, 0);
+    for (int s = 0; s < CPT; ++s) buf[s] = p < lim ? kp[static_cast<std::size_t>(p) * NCH + kr + 4 * s] : make_uint4(0, 0, 0, 0);
   };
-  auto load_v = [&](std::uint32_t r, uint4 (&buf)[CPT]) {
+  auto load_v = [&](std::uint32_t r, uint4 (&buf)[CPT], std::uint32_t lim) {
 #pragma unroll
     for (int m = 0; m < CPT; ++m) {
       const std::uint32_t p = r * k_round + vg + PG * m;
-      buf[m] = p < cnt ? vp[static_cast<std::size_t>(p) * NCH + vc] : make_uint4(0, 0, 0, 0);
+      buf[m] = p < lim ? vp[static_cast<std::size_t>(p) * NCH + vc] : make_uint4(0, 0, 0, 0);
     }
   };
-  // The block whose split holds the query's own position loads its first rounds after the wait (the
-  // producer, the RoPE + KV store kernel, wrote that row) or, with fused RoPE, after storing it itself.
+  // The block whose split holds the query's own position (its last key, cnt − 1): without fused RoPE
+  // it loads its first rounds after the wait (the producer, the RoPE + KV store kernel, wrote that
+  // row); with fused RoPE it computes that row itself, so it loads the others before the wait like
+  // every block and takes the own row's K and V (the fp16 values it stores) from shared memory — no
+  // memory round trip after the wait on this block, the slowest of the grid.
   const bool holds_new = j == static_cast<std::uint32_t>(pos) / a.split;
+  const bool own_row_here = holds_new && a.k_new && a.own_row_in_smem;
   uint4 kb[2][CPT], vb[2][CPT];
-  auto load_first_rounds = [&] {
-    load_k(0, kb[0]);
-    load_v(0, vb[0]);
+  auto load_first_rounds = [&](std::uint32_t lim) {
+    load_k(0, kb[0], lim);
+    load_v(0, vb[0], lim);
     if (rounds > 1) {
-      load_k(1, kb[1]);
-      load_v(1, vb[1]);
+      load_k(1, kb[1], lim);
+      load_v(1, vb[1], lim);
     }
   };
-  if (!holds_new) load_first_rounds();
+  if (!holds_new) load_first_rounds(cnt);
+  else if (own_row_here) load_first_rounds(cnt - 1);
   // As a programmatic dependent (a.pdl): wait for the producer of q/k/v. Then let the next kernel's
   // blocks start their weight loads (they wait for this grid before reading its outputs).
   asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -145,6 +151,7 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   __shared__ float sc[G][k_attn_split_max];
   __shared__ __align__(16) float red[PG][G][HD];  // o partials per position group; the fused merge reuses it
   __shared__ float ms[G], ls[G];
+  __shared__ __align__(16) __half own_k[HD], own_v[HD];  // fused RoPE: the new position's K (rotated) and V
 
   if (a.k_new) {
     // RoPE NEOX fused in (attention_args::k_new); the same operations as rope.cu's kernel.
@@ -168,12 +175,39 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
       for (int p = t; p < half; p += k_threads) {
         const float x0 = kn[p], x1 = kn[p + half];
         const float2 c = cs[p];
-        kd[p] = __float2half_rn(__fsub_rn(__fmul_rn(x0, c.x), __fmul_rn(x1, c.y)));
-        kd[p + half] = __float2half_rn(__fadd_rn(__fmul_rn(x0, c.y), __fmul_rn(x1, c.x)));
+        const __half k0 = __float2half_rn(__fsub_rn(__fmul_rn(x0, c.x), __fmul_rn(x1, c.y)));
+        const __half k1 = __float2half_rn(__fadd_rn(__fmul_rn(x0, c.y), __fmul_rn(x1, c.x)));
+        kd[p] = k0;
+        kd[p + half] = k1;
+        own_k[p] = k0;
+        own_k[p + half] = k1;
       }
-      for (int d = t; d < HD; d += k_threads) vd[d] = __float2half_rn(vn[d]);
+      for (int d = t; d < HD; d += k_threads) {
+        const __half v = __float2half_rn(vn[d]);
+        vd[d] = v;
+        own_v[d] = v;
+      }
     }
     __syncthreads();
+    if (own_row_here) {
+      // The own row into the register buffers of its round (the last key of the split: round own / 32),
+      // where the loads above left zeros. Later rounds (splits > 64 keys) load it from memory.
+      const std::uint32_t own = cnt - 1, r = own / k_round, po = own % k_round;
+      const uint4* ks = reinterpret_cast<const uint4*>(own_k);
+      const uint4* vs = reinterpret_cast<const uint4*>(own_v);
+      auto patch = [&](uint4 (&kbuf)[CPT], uint4 (&vbuf)[CPT]) {
+        if (static_cast<std::uint32_t>(kq) == po) {
+#pragma unroll
+          for (int s = 0; s < CPT; ++s) kbuf[s] = ks[kr + 4 * s];
+        }
+#pragma unroll
+        for (int m = 0; m < CPT; ++m) {
+          if (static_cast<std::uint32_t>(vg + PG * m) == po) vbuf[m] = vs[vc];
+        }
+      };
+      if (r == 0) patch(kb[0], vb[0]);
+      else if (r == 1) patch(kb[1], vb[1]);
+    }
   } else {
 #pragma unroll
     for (int u = 0; u < QPT; ++u) {
@@ -181,7 +215,7 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
     }
   }
 
-  if (holds_new) load_first_rounds();  // after the wait, and the store (the barrier above)
+  if (holds_new && !own_row_here) load_first_rounds(cnt);  // after the wait (the producer stored the row)
   __syncthreads();  // qs
 
   // Scores of one round (block-uniform control flow: the shuffles need every lane).
@@ -219,7 +253,7 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
       const std::uint32_t r = r0 + b;
       if (r < rounds) {
         scores(r, kb[b]);
-        if (r + 2 < rounds) load_k(r + 2, kb[b]);
+        if (r + 2 < rounds) load_k(r + 2, kb[b], cnt);
       }
     }
   }
@@ -279,7 +313,7 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
       const std::uint32_t r = r0 + b;
       if (r < rounds) {
         accumulate(r, vb[b]);
-        if (r + 2 < rounds) load_v(r + 2, vb[b]);
+        if (r + 2 < rounds) load_v(r + 2, vb[b], cnt);
       }
     }
   }

@@ -71,6 +71,10 @@ struct attention_args {
   // that group's heads (same arithmetic and order as the merge kernel) and resets its counter, so no
   // merge launch is needed. [nq][n_head_kv] counters, zero before the first use; they return to zero.
   std::uint32_t* merge_counters = nullptr;
+  // With fused RoPE: the block holding the new position loads its other rows before the PDL wait and
+  // takes the new row's K and V from shared memory (false: it loads its rows after storing the new
+  // one, as before session 12; for measuring). The same bits either way.
+  bool own_row_in_smem = true;
   // Launch the split and merge kernels as programmatic dependents. The split kernel then reads the
   // cached K/V rows of positions other than each query's own before the producer has finished: only
   // for launches whose producer writes no cached row but the queries' own (decode: one new position

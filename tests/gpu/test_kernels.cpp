@@ -327,13 +327,15 @@ TEST_CASE("split-KV attention matches cpu::attention_head over GQA shapes and se
 
 // Decode fuses RoPE + the KV store into the attention kernel (attention_args::k_new) and the merge into
 // its last split block (merge_counters); both must give the bits of the separate launches:
-// rope_qk_store_kv, then attention on the rotated queries with its merge kernel.
+// rope_qk_store_kv, then attention on the rotated queries with its merge kernel — also with the
+// attention launched as a programmatic dependent of rope_qk_store_kv (its cached rows loaded before
+// the wait, the query's own row after it).
 TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate kernels bit for bit", "[kernels]") {
   struct cfg {
     std::uint32_t n_head, n_head_kv, hd;
   };
   for (const cfg c : {cfg{8, 2, 32}, cfg{28, 4, 128}, cfg{64, 8, 64}})
-  for (const std::uint32_t split : {k_attn_split_decode, 64u}) {  // the decode split (32) and 64
+  for (const std::uint32_t split : {k_attn_split_decode, 64u, 256u}) {  // the decode split (32), 64, 256
     INFO("heads " << c.n_head << "/" << c.n_head_kv << " hd " << c.hd << " split " << split);
     const std::uint32_t qd = c.n_head * c.hd, kvd = c.n_head_kv * c.hd, cap = 700, positions = 1024;
     std::vector<float2> table(std::size_t{positions} * c.hd / 2);
@@ -345,8 +347,9 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
       cpu::rope_angles(rp, p, cs.data(), sn.data());
       for (std::uint32_t i = 0; i < c.hd / 2; ++i) table[std::size_t{p} * c.hd / 2 + i] = make_float2(cs[i], sn[i]);
     }
-    // Three sequences (one query each, positions in different splits, one at a split boundary).
-    const std::vector<std::int32_t> pos = {0, 64, 641};
+    // Four sequences (one query each, positions in different splits, one at a split boundary; the new
+    // row in the first, second (100 with 64-key splits) and fifth round (641 with 256) of its split).
+    const std::vector<std::int32_t> pos = {0, 64, 100, 641};
     const std::uint32_t nq = static_cast<std::uint32_t>(pos.size());
     const std::size_t per_seq = kv_seq_elems({2, c.n_head_kv, c.hd}, cap);
     std::vector<__half> cache0(per_seq * nq);
@@ -355,11 +358,12 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
     const auto q = random_normal(std::size_t{nq} * qd, 32), k = random_normal(std::size_t{nq} * kvd, 33),
                v = random_normal(std::size_t{nq} * kvd, 34);
     device_buffer<float2> dt(table);
-    device_buffer<std::int32_t> dpos(pos), dtok(std::vector<std::int32_t>{0, 1, 2});
+    device_buffer<std::int32_t> dpos(pos), dtok(std::vector<std::int32_t>{0, 1, 2, 3});
     const std::uint32_t splits = attn_splits_for(cap, split);
 
     device_buffer<std::uint32_t> counters(std::vector<std::uint32_t>(std::size_t{nq} * c.n_head_kv, 0));
-    auto run = [&](bool fused, bool fused_merge, std::vector<float>& out_host, std::vector<__half>& cache_host) {
+    auto run = [&](bool fused, bool fused_merge, std::vector<float>& out_host, std::vector<__half>& cache_host,
+                   cudaStream_t stream = nullptr, bool own_row_in_smem = true) {
       device_buffer<__half> cache(cache0);
       std::vector<kv_seq_desc> seqs(nq);
       for (std::uint32_t i = 0; i < nq; ++i) {
@@ -388,7 +392,7 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
         r.n_head_kv = c.n_head_kv;
         r.head_dim = c.hd;
         r.n_rot = c.hd;
-        rope_qk_store_kv(r, nullptr);
+        rope_qk_store_kv(r, stream);
       }
       attention_args a = attention_inputs({c.n_head, c.n_head_kv, c.hd, 1, nq, split, splits}, dq.get(), dseq.get(),
                                           dtok.get(), dpos.get(), po.get(), pml.get(), out.get());
@@ -399,12 +403,15 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
         a.ldv = kvd;
         a.cos_sin = dt.get();
         a.table_positions = positions;
+        a.own_row_in_smem = own_row_in_smem;
       }
       if (fused_merge) {
         a.merge_counters = counters.get();
         a.pdl = true;
       }
-      attention(a, nullptr);
+      if (stream) a.pdl = true;
+      attention(a, stream);
+      if (stream) REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
       out_host = out.download();
       cache_host = cache.download();
     };
@@ -414,6 +421,14 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
     run(true, false, out_fused, cache_fused);
     CHECK(std::memcmp(out_sep.data(), out_fused.data(), out_sep.size() * sizeof(float)) == 0);
     CHECK(std::memcmp(cache_sep.data(), cache_fused.data(), cache_sep.size() * sizeof(__half)) == 0);
+    {
+      INFO("fused RoPE, the new row loaded from memory after its store (own_row_in_smem off)");
+      std::vector<float> out_m;
+      std::vector<__half> cache_m;
+      run(true, false, out_m, cache_m, nullptr, false);
+      CHECK(std::memcmp(out_sep.data(), out_m.data(), out_sep.size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(cache_sep.data(), cache_m.data(), cache_sep.size() * sizeof(__half)) == 0);
+    }
     for (int rep = 0; rep < 2; ++rep) {  // twice: the counters must come back to zero
       INFO("fused merge, repetition " << rep);
       std::vector<float> out_m;
@@ -426,6 +441,17 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
     }
     // And the fused run really wrote the new positions (the separate one is checked against the CPU above).
     CHECK(std::memcmp(cache0.data(), cache_fused.data(), cache0.size() * sizeof(__half)) != 0);
+    {
+      INFO("separate RoPE + KV store, attention as its programmatic dependent (on a stream of its own)");
+      cudaStream_t stream = nullptr;
+      REQUIRE(cudaStreamCreate(&stream) == cudaSuccess);
+      std::vector<float> out_p;
+      std::vector<__half> cache_p;
+      run(false, false, out_p, cache_p, stream);
+      cudaStreamDestroy(stream);
+      CHECK(std::memcmp(out_sep.data(), out_p.data(), out_sep.size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(cache_sep.data(), cache_p.data(), cache_sep.size() * sizeof(__half)) == 0);
+    }
   }
 }
 
