@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <new>
 #include <unordered_map>
 #include <variant>
 
@@ -179,8 +180,11 @@ class cuda_engine_impl final : public cuda_engine {
           seqs.push_back(items[d0 + j].sequence);
           toks.push_back(items[d0 + j].token);
         }
+        // The sampling parameters travel with the step's other inputs (one copy at the graph's start).
+        WORKER_CUDA_CHECK(cudaStreamSynchronize(ctx_.compute_stream()));  // the mirror is free again
+        const sampling_plan plan = stage_sampling(items.subspan(d0, b));
         run_decode(seqs, toks);
-        sample_batch(items.subspan(d0, b), result.data() + d0);
+        sample_staged(b, plan, result.data() + d0);
       }
     } catch (const gpu::gpu_error& e) {
       throw to_engine_error(e);
@@ -342,20 +346,22 @@ class cuda_engine_impl final : public cuda_engine {
 
   void alloc_host_mirror() {
     const std::size_t B = k_max_batch, C = chunk_;
-    const std::size_t bytes = B * 4 * 3 + B * sizeof(gpu::kv_seq_desc) + B * sizeof(gpu::sample_params) +
-                              2 * std::size_t{s_.max_pen} * 4 + B * 4 + 2 * C * 4 + sizeof(gpu::kv_seq_desc) + 1024;
+    const std::size_t bytes = sizeof(decode_step_inputs) + 2 * std::size_t{s_.max_pen} * 4 + B * 4 + 2 * C * 4 +
+                              sizeof(gpu::kv_seq_desc) + 1024;
     WORKER_CUDA_CHECK(cudaMallocHost(&host_block_.p, bytes));
     auto* p = static_cast<std::byte*>(host_block_.p);
     auto take = [&](auto*& field, std::size_t n) {
       field = reinterpret_cast<std::remove_reference_t<decltype(field)>>(p);
       p += (n + 15) / 16 * 16;
     };
-    take(hm_.seqs, B * sizeof(gpu::kv_seq_desc));
-    take(hm_.sparams, B * sizeof(gpu::sample_params));
+    take(hm_.step_in, sizeof(decode_step_inputs));
+    new (hm_.step_in) decode_step_inputs{};
+    hm_.seqs = hm_.step_in->seqs;
+    hm_.sparams = hm_.step_in->sparams;
+    hm_.ids = hm_.step_in->ids;
+    hm_.tok_seq = hm_.step_in->tok_seq;
+    hm_.tok_pos = hm_.step_in->tok_pos;
     take(hm_.p_seq, sizeof(gpu::kv_seq_desc));
-    take(hm_.ids, B * 4);
-    take(hm_.tok_seq, B * 4);
-    take(hm_.tok_pos, B * 4);
     take(hm_.pen_tokens, std::size_t{s_.max_pen} * 4);
     take(hm_.pen_counts, std::size_t{s_.max_pen} * 4);
     take(hm_.sampled, B * 4);
@@ -414,8 +420,15 @@ class cuda_engine_impl final : public cuda_engine {
     WORKER_CUDA_CHECK(cudaStreamSynchronize(ctx_.compute_stream()));
   }
 
-  // Penalty windows and parameters to the mirror, then the sampling kernels on the step's logits.
-  void sample_batch(std::span<const cuda_sample_item> items, token_id* out) {
+  // What the sampling kernels of a step need besides the mirror: penalty pairs staged, which kernels run.
+  struct sampling_plan {
+    std::uint32_t pen = 0;
+    bool any_sampled = false, any_sorted = false;
+  };
+
+  // Penalty windows and parameters to the mirror (the stream must be idle: the mirror is read by the
+  // step's copies); the decode step then copies the parameters with its other inputs.
+  sampling_plan stage_sampling(std::span<const cuda_sample_item> items) {
     const auto b = static_cast<std::uint32_t>(items.size());
     std::uint32_t pen = 0;
     bool any_sampled = false, any_sorted = false;
@@ -452,14 +465,21 @@ class cuda_engine_impl final : public cuda_engine {
       }
       g.penalty_count = pen - g.penalty_begin;
     }
+    return sampling_plan{pen, any_sampled, any_sorted};
+  }
+
+  // The sampling kernels on the step's logits (after the decode step that copied the parameters).
+  void sample_staged(std::uint32_t b, const sampling_plan& plan, token_id* out) {
     const cudaStream_t st = ctx_.compute_stream();
-    WORKER_CUDA_CHECK(cudaMemcpyAsync(s_.sparams, hm_.sparams, b * sizeof(gpu::sample_params), cudaMemcpyHostToDevice, st));
-    if (pen > 0) {
-      WORKER_CUDA_CHECK(cudaMemcpyAsync(s_.pen_tokens, hm_.pen_tokens, pen * 4, cudaMemcpyHostToDevice, st));
-      WORKER_CUDA_CHECK(cudaMemcpyAsync(s_.pen_counts, hm_.pen_counts, pen * 4, cudaMemcpyHostToDevice, st));
+    if (!decode_inputs_in_one_copy()) {
+      WORKER_CUDA_CHECK(cudaMemcpyAsync(s_.sparams, hm_.sparams, b * sizeof(gpu::sample_params), cudaMemcpyHostToDevice, st));
     }
-    gpu::sample_rows(s_.logits, b, dm_.vocab, s_.sparams, s_.pen_tokens, s_.pen_counts, any_sampled, any_sorted, s_.sws,
-                     s_.sampled, st);
+    if (plan.pen > 0) {
+      WORKER_CUDA_CHECK(cudaMemcpyAsync(s_.pen_tokens, hm_.pen_tokens, plan.pen * 4, cudaMemcpyHostToDevice, st));
+      WORKER_CUDA_CHECK(cudaMemcpyAsync(s_.pen_counts, hm_.pen_counts, plan.pen * 4, cudaMemcpyHostToDevice, st));
+    }
+    gpu::sample_rows(s_.logits, b, dm_.vocab, s_.sparams, s_.pen_tokens, s_.pen_counts, plan.any_sampled, plan.any_sorted,
+                     s_.sws, s_.sampled, st);
     WORKER_CUDA_CHECK(cudaMemcpyAsync(hm_.sampled, s_.sampled, b * 4, cudaMemcpyDeviceToHost, st));
     WORKER_CUDA_CHECK(cudaStreamSynchronize(st));
     for (std::uint32_t j = 0; j < b; ++j) {

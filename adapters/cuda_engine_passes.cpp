@@ -6,6 +6,7 @@
 #if WORKER_ORCD_HAVE_CUDA
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -54,8 +55,13 @@ using gpu::align_up;
 //   (Qwen2.5 Q4_K_M: Q6_K V in 14 of 28 layers, which otherwise runs alone on 128 two-warp blocks
 //   after Q + K); token novbranch turns it off. H200 session 8 (run S8-8): 422.1 / 418.6 vs 417.8 /
 //   418.3 tok/s without it (Q8_0, F16: no such layers, unchanged).
+// - The step's inputs (ids, sequence descriptors, positions, sampling parameters) in one host → device
+//   copy; token copies: the earlier four copies of the decode inputs at the graph's start and the
+//   sampling parameters' own copy after it (for measuring).
+// - With RoPE fused in, the block holding the new position takes that row's K/V from shared memory
+//   and loads its other rows before the wait (token noownrow: after storing the new row).
 struct decode_fusion {
-  bool rope = true, merge = false, vbranch = true;
+  bool rope = true, merge = false, vbranch = true, own_row = true, one_copy = true;
   bool pdl = true;       // RMSNorm, int8 quantization (and the attention unless attn_pdl says otherwise)
   int attn_pdl = -1;     // attention split + merge: -1 as pdl, 0 off (noattnpdl), 1 on (attnpdl)
   std::uint32_t split = gpu::k_attn_split_decode;
@@ -75,6 +81,9 @@ const decode_fusion& decode_settings() {
       else if (tok == "split64") r.split = 64;
       else if (tok == "split32") r.split = 32;
       else if (tok == "novbranch") r.vbranch = false;
+      else if (tok == "noownrow") r.own_row = false;
+      else if (tok == "copies") r.one_copy = false;
+      else if (tok == "ownrow") r.own_row = true;
       else if (tok == "vbranch") r.vbranch = true;
       else throw gpu::gpu_error(gpu::gpu_error_code::invalid_argument, "WORKER_ORCD_DECODE_FUSE: unknown token " + tok);
     }
@@ -84,6 +93,12 @@ const decode_fusion& decode_settings() {
 }
 
 std::uint32_t decode_split() { return decode_settings().split; }
+
+}  // namespace
+
+bool decode_inputs_in_one_copy() { return decode_settings().one_copy; }
+
+namespace {
 
 // Walks the scratch layout once for sizing and once for carving, so the two can never disagree.
 template <typename F>
@@ -97,10 +112,7 @@ void walk_layout(const dev_model& m, std::uint32_t chunk, std::uint32_t context,
   const std::size_t QS = std::min<std::size_t>(C, k_query_slice);
   const std::size_t tile = std::min<std::size_t>(
       std::max(static_cast<std::size_t>(m.n_ff) * m.d, static_cast<std::size_t>(m.q_dim) * m.d), std::size_t{72} << 20);
-  take("ids", B * 4);
-  take("seqs", B * sizeof(gpu::kv_seq_desc));
-  take("tok_seq", B * 4);
-  take("tok_pos", B * 4);
+  take("step_in", sizeof(decode_step_inputs));
   take("h", B * m.d * 4);
   take("xf", B * xw * 4);
   take("xq", B * xw_pad);
@@ -114,7 +126,6 @@ void walk_layout(const dev_model& m, std::uint32_t chunk, std::uint32_t context,
   take("att_pml", B * m.n_head * max_splits * sizeof(float2));
   take("att_count", B * m.n_head_kv * 4);
   take("logits", B * m.vocab * 4);
-  take("sparams", B * sizeof(gpu::sample_params));
   take("pen_tokens", B * 4096 * 4);
   take("pen_counts", B * 4096 * 4);
   take("sampled", B * 4);
@@ -296,11 +307,16 @@ void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t contex
   walk_layout(m, chunk, context, [&](std::string_view name, std::size_t bytes) {
     void* p = r.carve(bytes, 256);
     auto set = [&](auto*& field) { field = static_cast<std::remove_reference_t<decltype(field)>>(p); };
-    if (name == "ids") set(s.ids);
-    else if (name == "seqs") set(s.seqs);
-    else if (name == "tok_seq") set(s.tok_seq);
-    else if (name == "tok_pos") set(s.tok_pos);
-    else if (name == "h") set(s.h);
+    if (name == "step_in") {
+      // Member addresses of the device struct, computed without touching device memory.
+      auto* base = static_cast<std::byte*>(p);
+      s.step_in = static_cast<decode_step_inputs*>(p);
+      s.seqs = reinterpret_cast<gpu::kv_seq_desc*>(base + offsetof(decode_step_inputs, seqs));
+      s.sparams = reinterpret_cast<gpu::sample_params*>(base + offsetof(decode_step_inputs, sparams));
+      s.ids = reinterpret_cast<std::int32_t*>(base + offsetof(decode_step_inputs, ids));
+      s.tok_seq = reinterpret_cast<std::int32_t*>(base + offsetof(decode_step_inputs, tok_seq));
+      s.tok_pos = reinterpret_cast<std::int32_t*>(base + offsetof(decode_step_inputs, tok_pos));
+    } else if (name == "h") set(s.h);
     else if (name == "xf") set(s.xf);
     else if (name == "xq") set(s.xq);
     else if (name == "xq_lo") set(s.xq_lo);
@@ -317,7 +333,6 @@ void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t contex
       WORKER_CUDA_CHECK(cudaMemset(p, 0, bytes));
     }
     else if (name == "logits") set(s.logits);
-    else if (name == "sparams") set(s.sparams);
     else if (name == "pen_tokens") set(s.pen_tokens);
     else if (name == "pen_counts") set(s.pen_counts);
     else if (name == "sampled") set(s.sampled);
@@ -360,10 +375,14 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
   const scratch& s = *pc.s;
   const host_mirror& hm = *pc.hm;
   const cudaStream_t st = pc.ctx->compute_stream();
-  copy_h2d(s.ids, hm.ids, b * 4, st);
-  copy_h2d(s.seqs, hm.seqs, b * sizeof(gpu::kv_seq_desc), st);
-  copy_h2d(s.tok_seq, hm.tok_seq, b * 4, st);
-  copy_h2d(s.tok_pos, hm.tok_pos, b * 4, st);
+  if (fuse.one_copy) {
+    copy_h2d(s.step_in, hm.step_in, sizeof(decode_step_inputs), st);  // the whole struct, whatever b
+  } else {
+    copy_h2d(s.ids, hm.ids, b * 4, st);
+    copy_h2d(s.seqs, hm.seqs, b * sizeof(gpu::kv_seq_desc), st);
+    copy_h2d(s.tok_seq, hm.tok_seq, b * 4, st);
+    copy_h2d(s.tok_pos, hm.tok_pos, b * 4, st);
+  }
 
   gpu::gather_rows_f32(m.token_embd, s.ids, b, s.h, m.d, st);
   const gpu::matvec_x x = decode_x(s, s.xf, s.xw, b);
@@ -391,6 +410,7 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
       a.ldv = m.kv_dim;
       a.cos_sin = s.rope;
       a.table_positions = s.rope_positions;
+      a.own_row_in_smem = fuse.own_row;
     } else {
       gpu::rope_qk_store_kv(rope_args(m, s, tokens, s.k, s.v, l), st);
     }

@@ -47,6 +47,18 @@ constexpr std::uint32_t k_max_batch = 16;     // decode columns per step (matvec
 constexpr std::uint32_t k_query_slice = 128;  // prefill queries per attention launch
 constexpr std::uint32_t k_logit_slice = 64;   // all-logits rows per output GEMM
 
+// The inputs of one decode step — per token its id, sequence descriptor, sequence index, position and
+// sampling parameters — laid out alike in the pinned host mirror and in device scratch, so that a step
+// moves them in ONE host → device copy (one graph node; four separate copies plus the sampling
+// parameters' own copy after the graph cost a transfer latency each, in series with the kernels).
+struct decode_step_inputs {
+  gpu::kv_seq_desc seqs[k_max_batch];
+  gpu::sample_params sparams[k_max_batch];
+  std::int32_t ids[k_max_batch];
+  std::int32_t tok_seq[k_max_batch];
+  std::int32_t tok_pos[k_max_batch];
+};
+
 // Device scratch, carved from one arena allocation, plus pinned host mirrors of the per-step inputs.
 struct scratch {
   std::uint32_t xw = 0;       // width of the generic activation buffers: max(d, q_dim, ff)
@@ -58,6 +70,7 @@ struct scratch {
   std::size_t tile_elems = 0;
 
   // decode
+  decode_step_inputs* step_in = nullptr;  // the fields below point into it
   std::int32_t* ids = nullptr;
   gpu::kv_seq_desc* seqs = nullptr;
   std::int32_t* tok_seq = nullptr;
@@ -107,6 +120,7 @@ struct scratch {
 
 // Pinned host mirrors of the per-step device inputs (a captured graph copies from these).
 struct host_mirror {
+  decode_step_inputs* step_in = nullptr;  // ids, seqs, tok_seq, tok_pos and sparams point into it
   std::int32_t* ids = nullptr;
   gpu::kv_seq_desc* seqs = nullptr;
   std::int32_t* tok_seq = nullptr;
@@ -133,8 +147,13 @@ std::size_t scratch_bytes(const dev_model& m, std::uint32_t chunk, std::uint32_t
 // Carves `s` out of `base` (scratch_bytes(...) bytes).
 void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t context, void* base, scratch& s);
 
-// Decode step for `b` sequences whose inputs are already in the host mirror (ids, seqs, tok_pos):
-// copies them to the device and enqueues the whole step; logits land in s.logits [b][vocab].
+// False when WORKER_ORCD_DECODE_FUSE has the measuring token `copies`: the decode inputs then move in
+// separate copies and the caller copies the sampling parameters itself (as before session 12).
+bool decode_inputs_in_one_copy();
+
+// Decode step for `b` sequences whose inputs are already in the host mirror (hm.step_in: ids, seqs,
+// tok_pos, sparams): copies them to the device and enqueues the whole step; logits land in s.logits
+// [b][vocab].
 void enqueue_decode(const pass_context& pc, std::uint32_t b);
 
 // One prefill chunk of `n` tokens of one sequence (inputs in the host mirror's p_* arrays). When
