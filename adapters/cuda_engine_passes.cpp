@@ -57,9 +57,13 @@ using gpu::align_up;
 //   418.3 tok/s without it (Q8_0, F16: no such layers, unchanged).
 // - The step's inputs (ids, sequence descriptors, positions, sampling parameters) in one host → device
 //   copy; token copies: the earlier four copies of the decode inputs at the graph's start and the
-//   sampling parameters' own copy after it (for measuring).
+//   sampling parameters' own copy after it (for measuring). H200 run S12-6: Q4_K_M 483.8 / 481.3 vs
+//   481.2 / 476.5 tok/s, Q8_0 423.0 / 423.2 vs 419.2 / 421.1, F16 within noise.
 // - With RoPE fused in, the block holding the new position takes that row's K/V from shared memory
-//   and loads its other rows before the wait (token noownrow: after storing the new row).
+//   and loads its other rows before the wait (token noownrow: after storing the new row). H200 run
+//   S12-5: Q4_K_M 479.7 / 476.9 vs 477.0 / 475.3, Q8_0 418.4 / 416.9 vs 417.7 / 415.8.
+// - Not kept (session 12, docs/performance.md): the attention as one launch of 8- or 16-block
+//   thread-block clusters merging through distributed shared memory (−2 … −4 % at batch 1).
 struct decode_fusion {
   bool rope = true, merge = false, vbranch = true, own_row = true, one_copy = true;
   bool pdl = true;       // RMSNorm, int8 quantization (and the attention unless attn_pdl says otherwise)
