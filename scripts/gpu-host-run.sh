@@ -13,14 +13,17 @@
 # (gpu/matvec.cuh set_matvec_variant, passed as bench --matvec-variant), "default" for none, and
 # fuse-norope (RoPE in a launch of its own) / fuse-merge / fuse-pdl / fuse-nopdl (PDL for the small
 # decode kernels on / off; on by default) / fuse-noattnpdl (the attention's alone off) for the decode
-# launch fusions and fuse-split64 for 64-key decode attention splits, fuse-novbranch (V after Q + K,
-# not beside them) (WORKER_ORCD_DECODE_FUSE, adapters/cuda_engine_passes.cpp), and off-PAT (PAT a piece of a kernel's mangled name, PAT@G also
+# launch fusions, fuse-split64 for 64-key decode attention splits, fuse-novbranch (V after Q + K, not
+# beside them), fuse-noownrow (the block holding the new position loads its rows after storing it)
+# and fuse-copies (the step's inputs in five copies instead of one) (WORKER_ORCD_DECODE_FUSE,
+# adapters/cuda_engine_passes.cpp), and off-PAT (PAT a piece of a kernel's mangled name, PAT@G also
 # matching grid.x == G) to time the decode graph with those kernel nodes disabled
-# (WORKER_ORCD_GRAPH_DISABLE: what they cost on the critical path; the tokens are garbage); a table of
-# decode tokens/s per variant ends the summary.
+# (WORKER_ORCD_GRAPH_DISABLE: what they cost on the critical path; the tokens are garbage; nodes of
+# cluster launches cannot be disabled); a table of decode tokens/s per variant ends the summary.
 # --full-test runs gpu_engine_full_test (CPU vs CUDA engine on the generated 7B files) after the bench;
 # --profile times every kernel of one decode step of the Q4_K_M model (--profile-model: another of the
-# benchmarked files) with ncu (one replay per kernel).
+# benchmarked files) with ncu (one replay per kernel). Slow: on the H200 in session 12 (run S12-9) its
+# first pass wrote no record within a 380 s call — give it a call of its own with time to spare.
 # --ncu-detail: ncu's throughput, occupancy, warp-state and memory sections for the matvec launches of one
 # decode layer (each model of --profile-model, batch 1) with L1/L2/DRAM sector counts, in ncu-detail-MODEL.txt.
 # The tokenizer tarball holds the Qwen tokenizer.json + tokenizer_config.json (git-ignored npm files).

@@ -442,6 +442,9 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
     // And the fused run really wrote the new positions (the separate one is checked against the CPU above).
     CHECK(std::memcmp(cache0.data(), cache_fused.data(), cache0.size() * sizeof(__half)) != 0);
     {
+      // The early loads may overlap rope_qk_store_kv only as the scheduler allows: a load of the new
+      // row before the wait would read cache0's stale row and fail here, but only if it runs early
+      // enough — this catches a broken ordering, it cannot force one.
       INFO("separate RoPE + KV store, attention as its programmatic dependent (on a stream of its own)");
       cudaStream_t stream = nullptr;
       REQUIRE(cudaStreamCreate(&stream) == cudaSuccess);
