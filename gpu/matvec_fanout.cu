@@ -231,6 +231,14 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
         for (int i = 0; i < RT; ++i) out[i * nunits + u] = d[i];
         continue;
       }
+      if constexpr (T == ggml_type::q6_k) {
+        // A group of activations at a time (with the −32 applied once per group, not per row).
+        float d[RT];
+        U::template dot_rows<RT>(p.x, 0, u, raw.pc[c], raw.sm[c], d);
+#pragma unroll
+        for (int i = 0; i < RT; ++i) out[i * nunits + u] = d[i];
+        continue;
+      }
       typename U::x_t xv;
       U::load_x(p.x, 0, u, xv);
 #pragma unroll

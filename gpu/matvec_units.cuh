@@ -25,6 +25,14 @@ using blocks::ld16;
 
 __device__ __forceinline__ int dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
 
+// n as a float, for |n| < 2^22 (every integer the unit dots convert: scales, exact dp4a sums): the
+// bits of 1.5·2^23 + n read as a float, minus 1.5·2^23 — an integer add and a float subtract, both
+// full-rate, in place of I2F, which issues at an eighth of their rate on sm_80/sm_90 (16 per SM and
+// clock). Both are exact here, so the result is the bits of static_cast<float>(n).
+__device__ __forceinline__ float small_int_to_float(int n) {
+  return __fsub_rn(__int_as_float(0x4B400000 + n), 12582912.0f);
+}
+
 // 6-bit scales and mins of sub-blocks 2c and 2c+1 (c = 0..3) of a Q4_K/Q5_K super-block whose header
 // (d, dmin, 12 scale bytes s) is hd. The layout (model-facts.md): for j < 4 sc = s[j] & 63,
 // m = s[j+4] & 63; for j ≥ 4 sc = (s[j+4] & 15) | (s[j-4] >> 6) << 4, m = (s[j+4] >> 4) | (s[j] >> 6) << 4.
@@ -47,10 +55,10 @@ __device__ __forceinline__ void k_scales(const uint4& hd, std::uint32_t c, float
   const float dmin = half_bits_to_float(static_cast<std::uint16_t>(hd.x >> 16));
   int sc0, m0, sc1, m1;
   k4_sc_m_pair(hd, c, sc0, m0, sc1, m1);
-  dsc_lo = __fmul_rn(d, static_cast<float>(sc0));
-  dsc_hi = __fmul_rn(d, static_cast<float>(sc1));
-  dm_lo = __fmul_rn(dmin, static_cast<float>(m0));
-  dm_hi = __fmul_rn(dmin, static_cast<float>(m1));
+  dsc_lo = __fmul_rn(d, small_int_to_float(sc0));
+  dsc_hi = __fmul_rn(d, small_int_to_float(sc1));
+  dm_lo = __fmul_rn(dmin, small_int_to_float(m0));
+  dm_hi = __fmul_rn(dmin, small_int_to_float(m1));
 }
 __device__ __forceinline__ int word(const uint4& v, int i) { return static_cast<int>(i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w); }
 
@@ -69,7 +77,7 @@ __device__ __forceinline__ void load_x16(const matvec_x& x, std::size_t off, x16
 }
 // d_hi·ih + d_lo·il: the float part of a two-level dot product with integer sums ih (Σw·q_hi), il (Σw·q_lo).
 __device__ __forceinline__ float two_level(float dh, float dl, int ih, int il) {
-  return __fmaf_rn(dh, static_cast<float>(ih), __fmul_rn(dl, static_cast<float>(il)));
+  return __fmaf_rn(dh, small_int_to_float(ih), __fmul_rn(dl, small_int_to_float(il)));
 }
 // Σ w·x over 16 bytes as d_hi·Σw·q_hi + d_lo·Σw·q_lo (integer sums exact).
 __device__ __forceinline__ float dot16(const int w[4], const x16& x, float dh, float dl) {
@@ -280,8 +288,13 @@ template <>
 struct unit<ggml_type::q6_k> {
   static constexpr bool q8 = true;
   __host__ __device__ static std::uint32_t count(std::uint32_t cols) { return cols / 256 * 4; }
+  // q: the 6-bit weights as unsigned bytes 0..63, not q − 32: the −32 is applied once per unit and
+  // column on the activation side (x_t::off_h/off_l = −32·Σq_hi, −32·Σq_lo of a group's 16 bytes, the
+  // start of the weights' integer sums). The integers are those of Σ(q − 32)·x term by term, so the
+  // bits are unchanged, while the three per-byte operations of the subtraction (per 4 weights, per
+  // row) become one dp4a per 4 activations shared by the rows of a task.
   struct w_t { int q[4][4]; float dsc[4]; };
-  struct x_t { x16 q[4]; float dh[4], dl[4]; };
+  struct x_t { x16 q[4]; float dh[4], dl[4]; int off_h[4], off_l[4]; };
   static constexpr int pieces = 3;  // ql, ql, qh
   struct small_t { uint2 sc8; std::uint16_t d; };
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
@@ -310,17 +323,16 @@ struct unit<ggml_type::q6_k> {
       const int v1 = (bq & 0x0F0F0F0F) | ((hh << 2) & 0x30303030);
       const int v2 = ((a >> 4) & 0x0F0F0F0F) | (hh & 0x30303030);
       const int v3 = ((bq >> 4) & 0x0F0F0F0F) | ((hh >> 2) & 0x30303030);
-      // Per-byte v - 32 without borrows between bytes: set bit 7, subtract, flip bit 7 back.
-      o.q[0][i] = ((v0 | 0x80808080) - 0x20202020) ^ 0x80808080;
-      o.q[1][i] = ((v1 | 0x80808080) - 0x20202020) ^ 0x80808080;
-      o.q[2][i] = ((v2 | 0x80808080) - 0x20202020) ^ 0x80808080;
-      o.q[3][i] = ((v3 | 0x80808080) - 0x20202020) ^ 0x80808080;
+      o.q[0][i] = v0;  // unsigned bytes; the −32 is in x_t's off_h / off_l
+      o.q[1][i] = v1;
+      o.q[2][i] = v2;
+      o.q[3][i] = v3;
     }
     for (int g = 0; g < 4; ++g) {
       const int k = static_cast<int>(h) + 2 * g;  // byte of sc8
       const std::uint32_t wd = k < 4 ? sc8.x : sc8.y;
       const int sc = static_cast<int>(static_cast<std::int8_t>((wd >> (8 * (k & 3))) & 0xFF));
-      o.dsc[g] = __fmul_rn(d, static_cast<float>(sc));
+      o.dsc[g] = __fmul_rn(d, small_int_to_float(sc));
     }
   }
   __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
@@ -332,12 +344,77 @@ struct unit<ggml_type::q6_k> {
       const float4 d = xds(x, col, qb);
       o.dh[g] = d.x;
       o.dl[g] = d.z;
+      // −32·Σ of the group's activation bytes, per level (0xE0 = −32 as a signed byte).
+      int oh = 0, ol = 0;
+      for (int i = 0; i < 4; ++i) {
+        oh = dp4a(o.q[g].h[i], static_cast<int>(0xE0E0E0E0u), oh);
+        ol = dp4a(o.q[g].l[i], static_cast<int>(0xE0E0E0E0u), ol);
+      }
+      o.off_h[g] = oh;
+      o.off_l[g] = ol;
     }
   }
   __device__ static float dot(const w_t& w, const x_t& x) {
     float s = 0.0f;
-    for (int g = 0; g < 4; ++g) s = __fmaf_rn(w.dsc[g], dot16(w.q[g], x.q[g], x.dh[g], x.dl[g]), s);
+    for (int g = 0; g < 4; ++g) {
+      // Σ(q − 32)·x_hi = −32·Σx_hi + Σq·x_hi with q read unsigned: the same exact integers as dot16's
+      // signed sums, so dot16's float expression gives the same bits.
+      int ih = x.off_h[g], il = x.off_l[g];
+      for (int i = 0; i < 4; ++i) {
+        ih = dp4a_us(w.q[g][i], x.q[g].h[i], ih);
+        il = dp4a_us(w.q[g][i], x.q[g].l[i], il);
+      }
+      s = __fmaf_rn(w.dsc[g], two_level(x.dh[g], x.dl[g], ih, il), s);
+    }
     return s;
+  }
+  // Word i of group g of a unit from its pieces (decode()'s v_g), unsigned bytes 0..63.
+  __device__ static int group_word(const uint4 (&pc)[pieces], int g, int i) {
+    const int a = word(pc[0], i), bq = word(pc[1], i), hh = word(pc[2], i);
+    switch (g) {
+      case 0: return (a & 0x0F0F0F0F) | ((hh << 4) & 0x30303030);
+      case 1: return (bq & 0x0F0F0F0F) | ((hh << 2) & 0x30303030);
+      case 2: return ((a >> 4) & 0x0F0F0F0F) | (hh & 0x30303030);
+      default: return ((bq >> 4) & 0x0F0F0F0F) | ((hh >> 2) & 0x30303030);
+    }
+  }
+  // The dots of unit u of R rows from their pieces and small bytes, column col, a group at a time: only
+  // one group's activations (8 registers and its offsets) are live beside the rows' pieces. Per row
+  // the groups are added in dot()'s order with dot()'s integers, so the bits are those of decode() +
+  // load_x() + dot().
+  template <int R>
+  __device__ static void dot_rows(const matvec_x& x, std::uint32_t col, std::uint32_t u, const uint4 (&pc)[R][pieces],
+                                  const small_t (&sm)[R], float (&out)[R]) {
+    const std::uint32_t b = u >> 2, n = (u >> 1) & 1, h = u & 1;
+    const std::size_t base = xq_off(x, col);
+#pragma unroll
+    for (int i = 0; i < R; ++i) out[i] = 0.0f;
+#pragma unroll
+    for (int g = 0; g < 4; ++g) {
+      const std::uint32_t qb = b * 8 + 4 * n + static_cast<std::uint32_t>(g);
+      x16 xq;
+      load_x16(x, base + qb * 32 + 16 * h, xq);
+      const float4 ds = xds(x, col, qb);
+      int oh = 0, ol = 0;
+      for (int k = 0; k < 4; ++k) {
+        oh = dp4a(xq.h[k], static_cast<int>(0xE0E0E0E0u), oh);
+        ol = dp4a(xq.l[k], static_cast<int>(0xE0E0E0E0u), ol);
+      }
+      const int k8 = static_cast<int>(h) + 2 * g;  // byte of sc8
+#pragma unroll
+      for (int i = 0; i < R; ++i) {
+        int ih = oh, il = ol;
+        for (int k = 0; k < 4; ++k) {
+          const int v = group_word(pc[i], g, k);
+          ih = dp4a_us(v, xq.h[k], ih);
+          il = dp4a_us(v, xq.l[k], il);
+        }
+        const std::uint32_t wd = k8 < 4 ? sm[i].sc8.x : sm[i].sc8.y;
+        const int sc = static_cast<int>(static_cast<std::int8_t>((wd >> (8 * (k8 & 3))) & 0xFF));
+        const float dsc = __fmul_rn(half_bits_to_float(sm[i].d), small_int_to_float(sc));
+        out[i] = __fmaf_rn(dsc, two_level(ds.x, ds.z, ih, il), out[i]);
+      }
+    }
   }
 };
 
@@ -382,7 +459,7 @@ struct unit<ggml_type::q8_0> {
       ih = dp4a(w.q[4 + i], x.b.h[i], ih);
       il = dp4a(w.q[4 + i], x.b.l[i], il);
     }
-    return __fmul_rn(w.d, __fmaf_rn(x.ds.x, static_cast<float>(ih), __fmul_rn(x.ds.z, static_cast<float>(il))));
+    return __fmul_rn(w.d, __fmaf_rn(x.ds.x, small_int_to_float(ih), __fmul_rn(x.ds.z, small_int_to_float(il))));
   }
 };
 
@@ -426,7 +503,7 @@ struct unit<ggml_type::q4_0> {
       ih = dp4a(w.hi[i], x.b.h[i], ih);
       il = dp4a(w.hi[i], x.b.l[i], il);
     }
-    const float v = __fmaf_rn(x.ds.x, static_cast<float>(ih), __fmul_rn(x.ds.z, static_cast<float>(il)));
+    const float v = __fmaf_rn(x.ds.x, small_int_to_float(ih), __fmul_rn(x.ds.z, small_int_to_float(il)));
     return __fmul_rn(w.d, __fsub_rn(v, __fmul_rn(off, __fadd_rn(x.ds.y, x.ds.w))));
   }
   __device__ static float dot(const w_t& w, const x_t& x) { return dot_offset(w, x, 8.0f); }
