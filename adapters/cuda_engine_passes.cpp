@@ -64,8 +64,18 @@ using gpu::align_up;
 //   S12-5: Q4_K_M 479.7 / 476.9 vs 477.0 / 475.3, Q8_0 418.4 / 416.9 vs 417.7 / 415.8.
 // - Not kept (session 12, docs/performance.md): the attention as one launch of 8- or 16-block
 //   thread-block clusters merging through distributed shared memory (−2 … −4 % at batch 1).
+// - Early trigger (with PDL), batch 1: RMSNorm, the attention split kernel and the int8 quantization
+//   let their programmatic dependent launch when they start, before their own wait, so the next
+//   matvec's blocks become resident and request their weights while the kernel before the small one
+//   still finishes (the dependent waits for the small kernel's completion, which implies its
+//   producer's, before it reads anything; no arithmetic changes). H200 runs S13-1 / S13-3, batch 1:
+//   Q4_K_M 487.0, 492.4 / 492.3 vs 484.4, 487.8 tok/s triggering after the wait; F16 259.2, 262.6 /
+//   263.8 vs 257.3, 261.4; Q8_0 414.9, 419.4 / 418.6 vs 419.1, 418.7. At batch 4 it lost in every
+//   pair (Q4_K_M 706.5, 705.9 / 707.5 vs 718.3, 721.2; Q8_0 −2 %, F16 −4 %), at 16 it was within
+//   noise: batch 1 only. Tokens latetrig / earlytrig: never / at every batch size.
 struct decode_fusion {
   bool rope = true, merge = false, vbranch = true, own_row = true, one_copy = true;
+  int early_trigger = -1;  // -1: at batch 1 only, 0 never (latetrig), 1 always (earlytrig)
   bool pdl = true;       // RMSNorm, int8 quantization (and the attention unless attn_pdl says otherwise)
   int attn_pdl = -1;     // attention split + merge: -1 as pdl, 0 off (noattnpdl), 1 on (attnpdl)
   std::uint32_t split = gpu::k_attn_split_decode;
@@ -89,6 +99,8 @@ const decode_fusion& decode_settings() {
       else if (tok == "copies") r.one_copy = false;
       else if (tok == "ownrow") r.own_row = true;
       else if (tok == "vbranch") r.vbranch = true;
+      else if (tok == "latetrig") r.early_trigger = 0;
+      else if (tok == "earlytrig") r.early_trigger = 1;
       else throw gpu::gpu_error(gpu::gpu_error_code::invalid_argument, "WORKER_ORCD_DECODE_FUSE: unknown token " + tok);
     }
     return r;
@@ -174,9 +186,10 @@ gpu::matvec_x decode_x(const scratch& s, const float* f32, std::uint32_t ld_f32,
 }
 
 gpu::rmsnorm_args norm_to_x(const scratch& s, float* h, std::uint32_t d, const float* w, std::uint32_t n, float eps,
-                            bool pdl = false) {
+                            bool pdl = false, bool early_trigger = false) {
   gpu::rmsnorm_args a;
   a.pdl = pdl;
+  a.early_trigger = pdl && early_trigger;
   a.h = h;
   a.ldh = d;
   a.weight = w;
@@ -376,6 +389,7 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
   const decode_fusion& fuse = decode_settings();
   const dev_model& m = *pc.model;
   const bool pdl = fuse.pdl;
+  const bool early = fuse.early_trigger == 1 || (fuse.early_trigger < 0 && b == 1);
   const scratch& s = *pc.s;
   const host_mirror& hm = *pc.hm;
   const cudaStream_t st = pc.ctx->compute_stream();
@@ -392,7 +406,7 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
   const gpu::matvec_x x = decode_x(s, s.xf, s.xw, b);
   for (std::uint32_t l = 0; l < m.layers.size(); ++l) {
     const dev_layer& L = m.layers[l];
-    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.attn_norm, b, m.eps, pdl && l > 0), st);
+    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.attn_norm, b, m.eps, pdl && l > 0, early), st);
     qkv_matvec(L, x, s, m, st, fuse.vbranch ? pc.ctx : nullptr);
 
     const token_rows tokens{s.q, s.seqs, s.tok_seq, s.tok_pos, b};
@@ -405,6 +419,7 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
     a.out_ds = s.xds;
     a.ld_ds = s.xw_pad / 32;
     a.pdl = fuse.attn_pdl >= 0 ? fuse.attn_pdl == 1 : pdl;
+    a.early_trigger = a.pdl && early;
     if (fuse.merge) a.merge_counters = s.att_count;
     if (fuse.rope) {
       // RoPE + KV store inside the attention kernel (no launch of their own).
@@ -423,15 +438,15 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
     const gpu::matvec_out o{L.wo, nullptr, s.h, m.d, true};
     gpu::matvec(std::span(&o, 1), x, st);
 
-    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.ffn_norm, b, m.eps, pdl), st);
+    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.ffn_norm, b, m.eps, pdl, early), st);
     gpu::matvec_swiglu(L.gate, L.up, x, s.act, m.n_ff, st);
     if (gpu::matvec_uses_q8(L.down.type)) {
-      gpu::quantize_q8(s.act, m.n_ff, m.n_ff, b, s.xq, s.xq_lo, s.xw_pad, s.xds, s.xw_pad / 32, st, pdl);
+      gpu::quantize_q8(s.act, m.n_ff, m.n_ff, b, s.xq, s.xq_lo, s.xw_pad, s.xds, s.xw_pad / 32, st, pdl, early);
     }
     const gpu::matvec_out dn{L.down, nullptr, s.h, m.d, true};
     gpu::matvec(std::span(&dn, 1), decode_x(s, s.act, m.n_ff, b), st);
   }
-  gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, m.output_norm, b, m.eps, pdl), st);
+  gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, m.output_norm, b, m.eps, pdl, early), st);
   const gpu::matvec_out lo{m.output, nullptr, s.logits, m.vocab, false};
   gpu::matvec(std::span(&lo, 1), x, st);
 }

@@ -90,9 +90,10 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   const std::int32_t seq_index = a.query_seq[i];
   const std::uint32_t len = static_cast<std::uint32_t>(pos) + 1;
   const std::uint32_t start = j * a.split;
+  if (a.early_trigger) asm volatile("griddepcontrol.launch_dependents;");
   if (start >= len) {
     asm volatile("griddepcontrol.wait;" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;");
+    if (!a.early_trigger) asm volatile("griddepcontrol.launch_dependents;");
     return;
   }
   const std::uint32_t cnt = min(a.split, len - start);
@@ -138,7 +139,7 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   // As a programmatic dependent (a.pdl): wait for the producer of q/k/v. Then let the next kernel's
   // blocks start their weight loads (they wait for this grid before reading its outputs).
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;");
+  if (!a.early_trigger) asm volatile("griddepcontrol.launch_dependents;");
   const float* q = a.q + static_cast<std::size_t>(i) * a.ldq + static_cast<std::size_t>(g) * G * HD;
   // Unrotated path (q already rotated by rope_qk_store_kv): the query elements, staged through registers.
   float qv[QPT];

@@ -80,6 +80,9 @@ struct attention_args {
   // for launches whose producer writes no cached row but the queries' own (decode: one new position
   // per sequence).
   bool pdl = false;
+  // With pdl: the split kernel lets the merge kernel launch when it starts, before its own wait
+  // (rmsnorm_args::early_trigger says why that is safe). The merge kernel triggers at its start anyway.
+  bool early_trigger = false;
 };
 
 // Supported: head_dim 32, 64 or 128, n_head/n_head_kv in {1, 2, 4, 7, 8}.

@@ -194,11 +194,13 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const mv_params p) {
 // One warp per 32-element block of one column (two-level int8, q8_act.cuh).
 __global__ void quantize_q8_kernel(const float* __restrict__ x, std::uint32_t ldx, std::uint32_t k,
                                    std::int8_t* __restrict__ hi, std::int8_t* __restrict__ lo, std::uint32_t ld_q8,
-                                   float4* __restrict__ ds, std::uint32_t ld_ds) {
+                                   float4* __restrict__ ds, std::uint32_t ld_ds, bool early_trigger) {
   // Launched as a programmatic dependent: wait for the producer of x. A programmatic dependent of this
-  // grid (the next matvec) may start now: it only loads weights until this grid has completed.
+  // grid (the next matvec) may start after the wait, or before it with early_trigger: it only loads
+  // weights until this grid has completed.
+  if (early_trigger) asm volatile("griddepcontrol.launch_dependents;");
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;");
+  if (!early_trigger) asm volatile("griddepcontrol.launch_dependents;");
   const std::uint32_t c = blockIdx.y;
   const std::uint32_t blk = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
@@ -391,10 +393,12 @@ void matvec_swiglu(const device_matrix& gate, const device_matrix& up, const mat
 }
 
 void quantize_q8(const float* x, std::uint32_t ldx, std::uint32_t k, std::uint32_t ncols, std::int8_t* hi,
-                 std::int8_t* lo, std::uint32_t ld_q8, float4* ds, std::uint32_t ld_ds, cudaStream_t stream, bool pdl) {
+                 std::int8_t* lo, std::uint32_t ld_q8, float4* ds, std::uint32_t ld_ds, cudaStream_t stream, bool pdl,
+                 bool early_trigger) {
   require(k % 32 == 0 && ldx >= k && ld_q8 >= k && ld_ds >= k / 32 && ncols >= 1, "quantize_q8: bad shape");
   const std::uint32_t nblk = k / 32;
-  launch_maybe_pdl(quantize_q8_kernel, dim3((nblk + 3) / 4, ncols), dim3(128), pdl, stream, x, ldx, k, hi, lo, ld_q8, ds, ld_ds);
+  launch_maybe_pdl(quantize_q8_kernel, dim3((nblk + 3) / 4, ncols), dim3(128), pdl, stream, x, ldx, k, hi, lo, ld_q8, ds, ld_ds,
+                   early_trigger);
 }
 
 }  // namespace worker::gpu

@@ -90,9 +90,10 @@ void set_matvec_trace(fan_trace_record* records);
 bool matvec_uses_q8(model::ggml_type type);
 
 // x[c·ldx + k], k < K (a multiple of 32) → hi/lo[c·ld_q8 + k], ds[c·ld_ds + k/32] (q8_act.cuh).
-// pdl: launch as a programmatic dependent (waits for its producer inside the kernel).
+// pdl: launch as a programmatic dependent (waits for its producer inside the kernel); early_trigger:
+// let the next kernel launch before that wait (rmsnorm_args::early_trigger says why that is safe).
 void quantize_q8(const float* x, std::uint32_t ldx, std::uint32_t k, std::uint32_t ncols, std::int8_t* hi,
                  std::int8_t* lo, std::uint32_t ld_q8, float4* ds, std::uint32_t ld_ds, cudaStream_t stream,
-                 bool pdl = false);
+                 bool pdl = false, bool early_trigger = false);
 
 }  // namespace worker::gpu

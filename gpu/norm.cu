@@ -41,8 +41,9 @@ __global__ void __launch_bounds__(k_threads) rmsnorm_kernel(const rmsnorm_args a
   // The weight of this thread's first output (a constant: it may be read before the wait), loaded
   // before the reduction so that its latency is off the critical path.
   const float w0 = begin + t < end ? a.weight[begin + t] : 0.0f;
+  if (a.early_trigger) asm volatile("griddepcontrol.launch_dependents;");
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  asm volatile("griddepcontrol.launch_dependents;");
+  if (!a.early_trigger) asm volatile("griddepcontrol.launch_dependents;");
 
   float* h = a.h + static_cast<std::size_t>(row) * a.ldh;
   const float* delta = a.delta ? a.delta + static_cast<std::size_t>(row) * a.ld_delta : nullptr;

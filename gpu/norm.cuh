@@ -35,6 +35,11 @@ struct rmsnorm_args {
   float4* out_ds = nullptr;       // [n][ld_ds]
   std::uint32_t ld_ds = 0;
   bool pdl = false;               // launch as a programmatic dependent (decode: hides the launch latency)
+  // With pdl: let this grid's programmatic dependent (the next matvec) launch when this grid starts,
+  // before this grid's own wait, rather than after it. The dependent still waits for this grid's
+  // completion (which implies its producer's) before it reads anything this grid writes; it only gets
+  // its blocks resident and its weight loads in flight one kernel boundary earlier.
+  bool early_trigger = false;
 };
 
 void rmsnorm_fused(const rmsnorm_args& a, cudaStream_t stream);

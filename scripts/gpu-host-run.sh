@@ -14,8 +14,10 @@
 # fuse-norope (RoPE in a launch of its own) / fuse-merge / fuse-pdl / fuse-nopdl (PDL for the small
 # decode kernels on / off; on by default) / fuse-noattnpdl (the attention's alone off) for the decode
 # launch fusions, fuse-split64 for 64-key decode attention splits, fuse-novbranch (V after Q + K, not
-# beside them), fuse-noownrow (the block holding the new position loads its rows after storing it)
-# and fuse-copies (the step's inputs in five copies instead of one) (WORKER_ORCD_DECODE_FUSE,
+# beside them), fuse-noownrow (the block holding the new position loads its rows after storing it),
+# fuse-copies (the step's inputs in five copies instead of one) and fuse-latetrig / fuse-earlytrig
+# (the small kernels trigger their programmatic dependents after their own wait at every batch size /
+# before it at every batch size; default: before it at batch 1 only) (WORKER_ORCD_DECODE_FUSE,
 # adapters/cuda_engine_passes.cpp), and off-PAT (PAT a piece of a kernel's mangled name, PAT@G also
 # matching grid.x == G) to time the decode graph with those kernel nodes disabled
 # (WORKER_ORCD_GRAPH_DISABLE: what they cost on the critical path; the tokens are garbage; nodes of

@@ -363,7 +363,7 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
 
     device_buffer<std::uint32_t> counters(std::vector<std::uint32_t>(std::size_t{nq} * c.n_head_kv, 0));
     auto run = [&](bool fused, bool fused_merge, std::vector<float>& out_host, std::vector<__half>& cache_host,
-                   cudaStream_t stream = nullptr, bool own_row_in_smem = true) {
+                   cudaStream_t stream = nullptr, bool own_row_in_smem = true, bool early_trigger = false) {
       device_buffer<__half> cache(cache0);
       std::vector<kv_seq_desc> seqs(nq);
       for (std::uint32_t i = 0; i < nq; ++i) {
@@ -410,6 +410,7 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
         a.pdl = true;
       }
       if (stream) a.pdl = true;
+      a.early_trigger = early_trigger;
       attention(a, stream);
       if (stream) REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
       out_host = out.download();
@@ -448,12 +449,15 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
       INFO("separate RoPE + KV store, attention as its programmatic dependent (on a stream of its own)");
       cudaStream_t stream = nullptr;
       REQUIRE(cudaStreamCreate(&stream) == cudaSuccess);
-      std::vector<float> out_p;
-      std::vector<__half> cache_p;
-      run(false, false, out_p, cache_p, stream);
+      for (const bool early : {false, true}) {
+        INFO("split kernel triggers the merge before its wait: " << early);
+        std::vector<float> out_p;
+        std::vector<__half> cache_p;
+        run(false, false, out_p, cache_p, stream, true, early);
+        CHECK(std::memcmp(out_sep.data(), out_p.data(), out_sep.size() * sizeof(float)) == 0);
+        CHECK(std::memcmp(cache_sep.data(), cache_p.data(), cache_sep.size() * sizeof(__half)) == 0);
+      }
       cudaStreamDestroy(stream);
-      CHECK(std::memcmp(out_sep.data(), out_p.data(), out_sep.size() * sizeof(float)) == 0);
-      CHECK(std::memcmp(cache_sep.data(), cache_p.data(), cache_sep.size() * sizeof(__half)) == 0);
     }
   }
 }
