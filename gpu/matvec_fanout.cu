@@ -23,8 +23,8 @@
 // its section for the numbers. (A persistent grid that streamed row groups through a shared-memory
 // ring by bulk copies, fring, was slower in every shape on the H200 in session 8 — Q4_K_M 391 vs 414
 // tok/s, Q8_0 305 vs 385, F16 228 vs 242 — and was removed in session 10; a per-thread cp.async
-// double buffer for the long-row rounds, fdpipe, lost 7 / 14 / 4 % in session 13 and was removed;
-// docs/performance.md.)
+// double buffer for the long-row rounds, fdpipe, lost 7 / 14 / 4 % in session 13 (4 / 3 % with the
+// copies through L1) and was removed; docs/performance.md.)
 #include <algorithm>
 
 #include "gpu/matvec_common.cuh"
