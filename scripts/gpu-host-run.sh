@@ -197,7 +197,7 @@ if [[ $ncu_detail -eq 1 ]] && command -v ncu >/dev/null; then
       --metrics dram__sectors_read.sum,lts__t_sectors_srcunit_tex_op_read.sum,lts__t_sector_op_read_hit_rate.pct,l1tex__t_sectors_pipe_lsu_mem_global_op_ld.sum,l1tex__t_sector_pipe_lsu_mem_global_op_ld_hit_rate.pct,l1tex__t_requests_pipe_lsu_mem_global_op_ld.sum \
       "$bundle/bin/worker-orcd" bench --model "$pf" --device cuda:0 --prompt-tokens 16 \
       --gen-tokens 2 --batch 1 --no-graphs --matvec-variant "$ncu_variant" >"$out/ncu-detail-$pm.txt" 2>>"$out/bench.log"
-    grep -E "matvec_|Duration|DRAM Throughput|Memory Throughput|L2 Cache Throughput|Achieved Occupancy|Registers Per|Issued Warp|No Eligible|Active Warps Per|Warp Cycles Per Issued|L1/TEX Hit|dram__sectors|lts__t_sector|l1tex__t_|cycles being stalled|of the total average of" \
+    grep -E "matvec_|Duration|DRAM Throughput|Memory Throughput|L2 Cache Throughput|Achieved Occupancy|Registers Per|Issued Warp|No Eligible|Active Warps Per|Warp Cycles Per Issued|L1/TEX Hit|dram__sectors|lts__t_sector|l1tex__t_|cycles being stalled|operation\. Find|of the total average of" \
       "$out/ncu-detail-$pm.txt" | cut -c1-150 | tee -a "$summary"
   done
 fi
