@@ -136,8 +136,9 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   };
   if (!holds_new) load_first_rounds(cnt);
   else if (own_row_here) load_first_rounds(cnt - 1);
-  // As a programmatic dependent (a.pdl): wait for the producer of q/k/v. Then let the next kernel's
-  // blocks start their weight loads (they wait for this grid before reading its outputs).
+  // As a programmatic dependent (a.pdl): wait for the producer of q/k/v. Then (unless a.early_trigger
+  // already did at the start) let the next kernel launch: it waits for this grid before reading its
+  // outputs.
   asm volatile("griddepcontrol.wait;" ::: "memory");
   if (!a.early_trigger) asm volatile("griddepcontrol.launch_dependents;");
   const float* q = a.q + static_cast<std::size_t>(i) * a.ldq + static_cast<std::size_t>(g) * G * HD;
