@@ -24,7 +24,9 @@
 // ring by bulk copies, fring, was slower in every shape on the H200 in session 8 — Q4_K_M 391 vs 414
 // tok/s, Q8_0 305 vs 385, F16 228 vs 242 — and was removed in session 10; a per-thread cp.async
 // double buffer for the long-row rounds, fdpipe, lost 7 / 14 / 4 % in session 13 (4 / 3 % with the
-// copies through L1) and was removed; docs/performance.md.)
+// copies through L1) and was removed; in session 14 one down-projection block per resident slot,
+// fdbal, and the next task's loads a half task at a time, fdhalf, did not beat the default and were
+// removed; docs/performance.md.)
 #include <algorithm>
 
 #include "gpu/matvec_common.cuh"
@@ -173,7 +175,9 @@ constexpr int fan_blocks_bound() {
   return NARROW ? NARROW : fan_min_blocks<RT, UT>();
 }
 
-template <ggml_type T, bool SWIGLU, int RT, int UT, bool EVICT_FIRST = false, bool TRACE = false, int NARROW = 0>
+// HI_ONLY: single-level activations (a measuring probe, token hionly; matvec_units.cuh load_x16).
+template <ggml_type T, bool SWIGLU, int RT, int UT, bool EVICT_FIRST = false, bool TRACE = false, int NARROW = 0,
+          bool HI_ONLY = false>
 __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads), (fan_blocks_bound<RT, UT, NARROW>()))
     matvec_fanout_kernel(const mv_params p, const fan_geometry g) {
   using U = mv::unit<T>;
@@ -226,9 +230,9 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
     for (int c = 0; c < UT; ++c) {
       const std::uint32_t u = tk.u0 + static_cast<std::uint32_t>(c);
       if (UT > 1 && u >= nunits) break;
-      if constexpr (T == ggml_type::q4_k && NARROW > 0) {
+      if constexpr (T == ggml_type::q4_k && (NARROW > 0 || HI_ONLY)) {
         float d[RT];
-        U::template dot_rows<RT>(p.x, 0, u, raw.pc[c], d);
+        U::template dot_rows<RT, HI_ONLY>(p.x, 0, u, raw.pc[c], d);
 #pragma unroll
         for (int i = 0; i < RT; ++i) out[i * nunits + u] = d[i];
         continue;
@@ -236,18 +240,20 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
       if constexpr (T == ggml_type::q6_k) {
         // A group of activations at a time (with the −32 applied once per group, not per row).
         float d[RT];
-        U::template dot_rows<RT>(p.x, 0, u, raw.pc[c], raw.sm[c], d);
+        U::template dot_rows<RT, HI_ONLY>(p.x, 0, u, raw.pc[c], raw.sm[c], d);
 #pragma unroll
         for (int i = 0; i < RT; ++i) out[i * nunits + u] = d[i];
         continue;
       }
       typename U::x_t xv;
-      U::load_x(p.x, 0, u, xv);
+      if constexpr (T == ggml_type::q8_0) U::template load_x<HI_ONLY>(p.x, 0, u, xv);
+      else U::load_x(p.x, 0, u, xv);
 #pragma unroll
       for (int i = 0; i < RT; ++i) {
         typename U::w_t w;
         U::decode(raw.pc[c][i], raw.sm[c][i], u, w);
-        out[i * nunits + u] = U::dot(w, xv);
+        if constexpr (T == ggml_type::q8_0) out[i * nunits + u] = U::template dot<HI_ONLY>(w, xv);
+        else out[i * nunits + u] = U::dot(w, xv);
       }
     }
   };
@@ -365,6 +371,16 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
                                             : matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, k_fan_narrow_blocks>;
     }
   }
+  if constexpr (UT == 1 && (RT == 4 || RT == 2) &&
+                (T == ggml_type::q4_k || T == ggml_type::q6_k || T == ggml_type::q8_0)) {
+    if (tuning().hi_only == 1 && tuning().fanout_evict_first != 0 && tuning().fanout_trace != 1) {
+      kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, 0, true>;
+      if constexpr (RT == 4 && T == ggml_type::q4_k) {
+        if (tuning().fanout_narrow != 0 && threads <= k_fan_narrow_threads)
+          kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, k_fan_narrow_blocks, true>;
+      }
+    }
+  }
   launch_maybe_pdl_shared(kernel, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
   return true;
 }
@@ -383,7 +399,8 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
 // and lo; c2, c3: row g + 8), which that lane finishes and writes to dots[][] like the fan-out kernel.
 // High nibbles are multiplied in place (byte & 0xF0 as u8, 16× the nibble) and the sums shifted back.
 // Measured (H100 run S7-3): Q4_K_M 340 tok/s against 383 for the dp4a fan-out kernel — fewer bytes in
-// flight per SM (docs/performance.md, session 7) — so it is opt-in.
+// flight per SM (docs/performance.md, session 7) — so it is opt-in; H200 run S14-3: 410.7 / 412.3
+// against 487.8 / 487.1.
 template <bool SIGNED_A>
 __device__ __forceinline__ void mma_k32(int (&c)[4], const int (&a)[4], int b0, int b1) {
   if constexpr (SIGNED_A) {

@@ -70,13 +70,23 @@ __device__ __forceinline__ float4 xds(const matvec_x& x, std::uint32_t c, std::u
 struct x16 {
   int h[4], l[4];
 };
+// HI_ONLY (a measuring probe, token hionly; not the product's numerics): the low level is neither
+// loaded nor used — single-level int8 activations, to measure what the second level costs.
+template <bool HI_ONLY = false>
 __device__ __forceinline__ void load_x16(const matvec_x& x, std::size_t off, x16& o) {
-  const uint4 a = ld16(x.q8 + off), b = ld16(x.q8_lo + off);
+  const uint4 a = ld16(x.q8 + off);
   o.h[0] = static_cast<int>(a.x); o.h[1] = static_cast<int>(a.y); o.h[2] = static_cast<int>(a.z); o.h[3] = static_cast<int>(a.w);
-  o.l[0] = static_cast<int>(b.x); o.l[1] = static_cast<int>(b.y); o.l[2] = static_cast<int>(b.z); o.l[3] = static_cast<int>(b.w);
+  if constexpr (HI_ONLY) {
+    o.l[0] = o.l[1] = o.l[2] = o.l[3] = 0;
+  } else {
+    const uint4 b = ld16(x.q8_lo + off);
+    o.l[0] = static_cast<int>(b.x); o.l[1] = static_cast<int>(b.y); o.l[2] = static_cast<int>(b.z); o.l[3] = static_cast<int>(b.w);
+  }
 }
 // d_hi·ih + d_lo·il: the float part of a two-level dot product with integer sums ih (Σw·q_hi), il (Σw·q_lo).
+template <bool HI_ONLY = false>
 __device__ __forceinline__ float two_level(float dh, float dl, int ih, int il) {
+  if constexpr (HI_ONLY) return __fmul_rn(dh, small_int_to_float(ih));
   return __fmaf_rn(dh, small_int_to_float(ih), __fmul_rn(dl, small_int_to_float(il)));
 }
 // Σ w·x over 16 bytes as d_hi·Σw·q_hi + d_lo·Σw·q_lo (integer sums exact).
@@ -102,18 +112,18 @@ __device__ __forceinline__ int dp4a_us(int a, int b, int c) {
 // Σw·q_hi and Σw·q_lo over 32 bytes (two x16), exact integers. HIGH_NIBBLES: the weights sit in the
 // high nibble of each byte (16·q, read unsigned); the sums, 16× the nibbles', are shifted back
 // exactly (every term is a multiple of 16).
-template <bool HIGH_NIBBLES = false>
+template <bool HIGH_NIBBLES = false, bool HI_ONLY = false>
 __device__ __forceinline__ void sums32(const int w[8], const x16 (&x)[2], int& ih, int& il) {
   auto dp = [](int a, int b, int c) { return HIGH_NIBBLES ? dp4a_us(a, b, c) : dp4a(a, b, c); };
   ih = 0;
   il = 0;
   for (int i = 0; i < 4; ++i) {
     ih = dp(w[i], x[0].h[i], ih);
-    il = dp(w[i], x[0].l[i], il);
+    if constexpr (!HI_ONLY) il = dp(w[i], x[0].l[i], il);
   }
   for (int i = 0; i < 4; ++i) {
     ih = dp(w[4 + i], x[1].h[i], ih);
-    il = dp(w[4 + i], x[1].l[i], il);
+    if constexpr (!HI_ONLY) il = dp(w[4 + i], x[1].l[i], il);
   }
   if constexpr (HIGH_NIBBLES) {
     ih >>= 4;
@@ -168,10 +178,13 @@ struct unit<ggml_type::q4_k> {
   // Σ over sub-block j of (d·sc_j·q − dmin·m_j)·x = d·sc_j·Σq·x − dmin·m_j·Σx (Σx = s_hi + s_lo), from
   // the four exact integer sums Σq·q_hi, Σq·q_lo of sub-blocks 2c (a) and 2c+1 (b). The tensor-core
   // kernel (matvec_fanout.cu) computes the same integers with mma and finishes with this function.
+  template <bool HI_ONLY = false>
   __device__ static float finish(float dsc_lo, float dsc_hi, float dm_lo, float dm_hi, int ih_a, int il_a, int ih_b,
                                  int il_b, const float4& ds_a, const float4& ds_b) {
-    const float s = __fmaf_rn(dsc_lo, two_level(ds_a.x, ds_a.z, ih_a, il_a), __fmul_rn(dsc_hi, two_level(ds_b.x, ds_b.z, ih_b, il_b)));
-    const float m = __fmaf_rn(dm_lo, __fadd_rn(ds_a.y, ds_a.w), __fmul_rn(dm_hi, __fadd_rn(ds_b.y, ds_b.w)));
+    const float s = __fmaf_rn(dsc_lo, two_level<HI_ONLY>(ds_a.x, ds_a.z, ih_a, il_a),
+                              __fmul_rn(dsc_hi, two_level<HI_ONLY>(ds_b.x, ds_b.z, ih_b, il_b)));
+    const float m = HI_ONLY ? __fmaf_rn(dm_lo, ds_a.y, __fmul_rn(dm_hi, ds_b.y))
+                            : __fmaf_rn(dm_lo, __fadd_rn(ds_a.y, ds_a.w), __fmul_rn(dm_hi, __fadd_rn(ds_b.y, ds_b.w)));
     return __fsub_rn(s, m);
   }
   __device__ static float dot(const w_t& w, const x_t& x) {
@@ -184,7 +197,7 @@ struct unit<ggml_type::q4_k> {
   // nibbles) of every row first, then 2c+1 (high nibbles), so only one sub-block's activations (16
   // registers, not load_x's 32) are live beside the rows' pieces. The integer sums are exact and each
   // row ends in the same finish(), so the bits are those of decode() + dot().
-  template <int R>
+  template <int R, bool HI_ONLY = false>
   __device__ static void dot_rows(const matvec_x& x, std::uint32_t col, std::uint32_t u, const uint4 (&pc)[R][pieces],
                                   float (&out)[R]) {
     const std::uint32_t c = u & 3, qb = (u >> 2) * 8 + 2 * c;
@@ -192,8 +205,8 @@ struct unit<ggml_type::q4_k> {
     int ih_a[R], il_a[R], ih_b[R], il_b[R];
     {
       x16 xa[2];
-      load_x16(x, base + qb * 32, xa[0]);
-      load_x16(x, base + qb * 32 + 16, xa[1]);
+      load_x16<HI_ONLY>(x, base + qb * 32, xa[0]);
+      load_x16<HI_ONLY>(x, base + qb * 32 + 16, xa[1]);
 #pragma unroll
       for (int i = 0; i < R; ++i) {
         int lo[8];
@@ -201,13 +214,13 @@ struct unit<ggml_type::q4_k> {
           lo[k] = word(pc[i][1], k) & 0x0F0F0F0F;
           lo[4 + k] = word(pc[i][2], k) & 0x0F0F0F0F;
         }
-        sums32(lo, xa, ih_a[i], il_a[i]);
+        sums32<false, HI_ONLY>(lo, xa, ih_a[i], il_a[i]);
       }
     }
     {
       x16 xb[2];
-      load_x16(x, base + (qb + 1) * 32, xb[0]);
-      load_x16(x, base + (qb + 1) * 32 + 16, xb[1]);
+      load_x16<HI_ONLY>(x, base + (qb + 1) * 32, xb[0]);
+      load_x16<HI_ONLY>(x, base + (qb + 1) * 32 + 16, xb[1]);
 #pragma unroll
       for (int i = 0; i < R; ++i) {
         int hi[8];
@@ -215,7 +228,7 @@ struct unit<ggml_type::q4_k> {
           hi[k] = static_cast<int>(static_cast<std::uint32_t>(word(pc[i][1], k)) & 0xF0F0F0F0u);
           hi[4 + k] = static_cast<int>(static_cast<std::uint32_t>(word(pc[i][2], k)) & 0xF0F0F0F0u);
         }
-        sums32<true>(hi, xb, ih_b[i], il_b[i]);
+        sums32<true, HI_ONLY>(hi, xb, ih_b[i], il_b[i]);
       }
     }
     const float4 ds_a = xds(x, col, qb), ds_b = xds(x, col, qb + 1);
@@ -223,7 +236,7 @@ struct unit<ggml_type::q4_k> {
     for (int i = 0; i < R; ++i) {
       float dsc_lo, dsc_hi, dm_lo, dm_hi;
       k_scales(pc[i][0], c, dsc_lo, dsc_hi, dm_lo, dm_hi);
-      out[i] = finish(dsc_lo, dsc_hi, dm_lo, dm_hi, ih_a[i], il_a[i], ih_b[i], il_b[i], ds_a, ds_b);
+      out[i] = finish<HI_ONLY>(dsc_lo, dsc_hi, dm_lo, dm_hi, ih_a[i], il_a[i], ih_b[i], il_b[i], ds_a, ds_b);
     }
   }
 };
@@ -382,7 +395,7 @@ struct unit<ggml_type::q6_k> {
   // one group's activations (8 registers and its offsets) are live beside the rows' pieces. Per row
   // the groups are added in dot()'s order with dot()'s integers, so the bits are those of decode() +
   // load_x() + dot().
-  template <int R>
+  template <int R, bool HI_ONLY = false>
   __device__ static void dot_rows(const matvec_x& x, std::uint32_t col, std::uint32_t u, const uint4 (&pc)[R][pieces],
                                   const small_t (&sm)[R], float (&out)[R]) {
     const std::uint32_t b = u >> 2, n = (u >> 1) & 1, h = u & 1;
@@ -393,12 +406,12 @@ struct unit<ggml_type::q6_k> {
     for (int g = 0; g < 4; ++g) {
       const std::uint32_t qb = b * 8 + 4 * n + static_cast<std::uint32_t>(g);
       x16 xq;
-      load_x16(x, base + qb * 32 + 16 * h, xq);
+      load_x16<HI_ONLY>(x, base + qb * 32 + 16 * h, xq);
       const float4 ds = xds(x, col, qb);
       int oh = 0, ol = 0;
       for (int k = 0; k < 4; ++k) {
         oh = dp4a(xq.h[k], static_cast<int>(0xE0E0E0E0u), oh);
-        ol = dp4a(xq.l[k], static_cast<int>(0xE0E0E0E0u), ol);
+        if constexpr (!HI_ONLY) ol = dp4a(xq.l[k], static_cast<int>(0xE0E0E0E0u), ol);
       }
       const int k8 = static_cast<int>(h) + 2 * g;  // byte of sc8
 #pragma unroll
@@ -407,12 +420,12 @@ struct unit<ggml_type::q6_k> {
         for (int k = 0; k < 4; ++k) {
           const int v = group_word(pc[i], g, k);
           ih = dp4a_us(v, xq.h[k], ih);
-          il = dp4a_us(v, xq.l[k], il);
+          if constexpr (!HI_ONLY) il = dp4a_us(v, xq.l[k], il);
         }
         const std::uint32_t wd = k8 < 4 ? sm[i].sc8.x : sm[i].sc8.y;
         const int sc = static_cast<int>(static_cast<std::int8_t>((wd >> (8 * (k8 & 3))) & 0xFF));
         const float dsc = __fmul_rn(half_bits_to_float(sm[i].d), small_int_to_float(sc));
-        out[i] = __fmaf_rn(dsc, two_level(ds.x, ds.z, ih, il), out[i]);
+        out[i] = __fmaf_rn(dsc, two_level<HI_ONLY>(ds.x, ds.z, ih, il), out[i]);
       }
     }
   }
@@ -443,23 +456,25 @@ struct unit<ggml_type::q8_0> {
     }
     o.d = half_bits_to_float(sm.d);
   }
+  template <bool HI_ONLY = false>
   __device__ static void load_x(const matvec_x& x, std::uint32_t col, std::uint32_t u, x_t& o) {
     const std::size_t base = xq_off(x, col) + u * 32;
-    load_x16(x, base, o.a);
-    load_x16(x, base + 16, o.b);
+    load_x16<HI_ONLY>(x, base, o.a);
+    load_x16<HI_ONLY>(x, base + 16, o.b);
     o.ds = xds(x, col, u);
   }
+  template <bool HI_ONLY = false>
   __device__ static float dot(const w_t& w, const x_t& x) {
     int ih = 0, il = 0;
     for (int i = 0; i < 4; ++i) {
       ih = dp4a(w.q[i], x.a.h[i], ih);
-      il = dp4a(w.q[i], x.a.l[i], il);
+      if constexpr (!HI_ONLY) il = dp4a(w.q[i], x.a.l[i], il);
     }
     for (int i = 0; i < 4; ++i) {
       ih = dp4a(w.q[4 + i], x.b.h[i], ih);
-      il = dp4a(w.q[4 + i], x.b.l[i], il);
+      if constexpr (!HI_ONLY) il = dp4a(w.q[4 + i], x.b.l[i], il);
     }
-    return __fmul_rn(w.d, __fmaf_rn(x.ds.x, small_int_to_float(ih), __fmul_rn(x.ds.z, small_int_to_float(il))));
+    return __fmul_rn(w.d, two_level<HI_ONLY>(x.ds.x, x.ds.z, ih, il));
   }
 };
 

@@ -372,6 +372,38 @@ TEST_CASE("matvec long-row block shapes are bit-identical", "[matvec]") {
   }
 }
 
+// The hionly probe (single-level activations) must compute the same dot products to within the
+// precision of one int8 level, and must differ from the two-level result (else it measures nothing).
+TEST_CASE("matvec hionly probe: single-level activations stay close to the two-level result", "[matvec]") {
+  struct variant_guard {
+    ~variant_guard() { set_matvec_variant(""); }
+  } guard;
+  std::uint64_t seed = 9500;
+  for (const ggml_type type : {ggml_type::q4_k, ggml_type::q6_k, ggml_type::q8_0})
+  for (const std::size_t cols : {std::size_t{3584}, std::size_t{8448}}) {
+    INFO("type " << worker::model::type_name(type) << " cols " << cols);
+    const std::size_t rows = 256;
+    const uploaded_matrix dm = upload_matrix(type, rows, cols, random_blocks(type, rows, cols, ++seed));
+    const auto x = random_normal(cols, ++seed);
+    activations act = make_activations(x, cols, 1);
+    device_buffer<float> y(rows);
+    auto run = [&](const char* variant) {
+      set_matvec_variant(variant);
+      matvec_out out{dm.m, nullptr, y.get(), static_cast<std::uint32_t>(rows), false};
+      matvec(std::span(&out, 1), act.x, nullptr);
+      return y.download();
+    };
+    const auto two = run(""), one = run("hionly");
+    double diff = 0, norm = 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+      diff += (one[r] - two[r]) * static_cast<double>(one[r] - two[r]);
+      norm += two[r] * static_cast<double>(two[r]);
+    }
+    CHECK(diff > 0.0);
+    CHECK(std::sqrt(diff / norm) < 2e-2);  // one level: |error| ≤ max|x| / 254 per activation
+  }
+}
+
 TEST_CASE("matvec rejects unsupported shapes with a typed error", "[matvec]") {
   const auto raw = random_blocks(ggml_type::q8_0, 4, 64, 1);
   uploaded_matrix dm = upload_matrix(ggml_type::q8_0, 4, 64, raw);
