@@ -117,6 +117,26 @@ activations make_activations(const std::vector<float>& x, std::size_t cols, std:
   return a;
 }
 
+// A random rows × cols matrix of `type` and one column of random activations; run(variant) is the
+// matvec's output under that tuning variant (set_matvec_variant).
+struct one_column_case {
+  std::size_t rows;
+  uploaded_matrix dm;
+  activations act;
+  device_buffer<float> y;
+  one_column_case(ggml_type type, std::size_t rows_, std::size_t cols, std::uint64_t& seed)
+      : rows(rows_),
+        dm(upload_matrix(type, rows_, cols, random_blocks(type, rows_, cols, ++seed))),
+        act(make_activations(random_normal(cols, ++seed), cols, 1)),
+        y(rows_) {}
+  std::vector<float> run(const char* variant) {
+    set_matvec_variant(variant);
+    matvec_out out{dm.m, nullptr, y.get(), static_cast<std::uint32_t>(rows), false};
+    matvec(std::span(&out, 1), act.x, nullptr);
+    return y.download();
+  }
+};
+
 std::vector<shape> shapes_for(ggml_type t) {
   const bool kq = t == ggml_type::q4_k || t == ggml_type::q5_k || t == ggml_type::q6_k;
   std::vector<shape> s;
@@ -351,21 +371,11 @@ TEST_CASE("matvec long-row block shapes are bit-identical", "[matvec]") {
   std::uint64_t seed = 9000;
   for (const ggml_type type : k_types) {
     INFO("type " << worker::model::type_name(type));
-    const std::size_t rows = 61, cols = 8448;  // 33 super-blocks: K ≥ 8192
-    const uploaded_matrix dm = upload_matrix(type, rows, cols, random_blocks(type, rows, cols, ++seed));
-    const auto x = random_normal(cols, ++seed);
-    activations act = make_activations(x, cols, 1);
-    device_buffer<float> y(rows);
-    auto run = [&](const char* variant) {
-      set_matvec_variant(variant);
-      matvec_out out{dm.m, nullptr, y.get(), static_cast<std::uint32_t>(rows), false};
-      matvec(std::span(&out, 1), act.x, nullptr);
-      return y.download();
-    };
-    const auto want = run("");
+    one_column_case c(type, 61, 8448, seed);  // 33 super-blocks: K ≥ 8192
+    const auto want = c.run("");
     for (const char* v : variants) {
       INFO("variant " << v);
-      const auto got = run(v);
+      const auto got = c.run(v);
       REQUIRE(got.size() == want.size());
       CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
     }
@@ -382,20 +392,10 @@ TEST_CASE("matvec hionly probe: single-level activations stay close to the two-l
   for (const ggml_type type : {ggml_type::q4_k, ggml_type::q6_k, ggml_type::q8_0})
   for (const std::size_t cols : {std::size_t{3584}, std::size_t{8448}}) {
     INFO("type " << worker::model::type_name(type) << " cols " << cols);
-    const std::size_t rows = 256;
-    const uploaded_matrix dm = upload_matrix(type, rows, cols, random_blocks(type, rows, cols, ++seed));
-    const auto x = random_normal(cols, ++seed);
-    activations act = make_activations(x, cols, 1);
-    device_buffer<float> y(rows);
-    auto run = [&](const char* variant) {
-      set_matvec_variant(variant);
-      matvec_out out{dm.m, nullptr, y.get(), static_cast<std::uint32_t>(rows), false};
-      matvec(std::span(&out, 1), act.x, nullptr);
-      return y.download();
-    };
-    const auto two = run(""), one = run("hionly");
+    one_column_case c(type, 256, cols, seed);
+    const auto two = c.run(""), one = c.run("hionly");
     double diff = 0, norm = 0;
-    for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t r = 0; r < c.rows; ++r) {
       diff += (one[r] - two[r]) * static_cast<double>(one[r] - two[r]);
       norm += two[r] * static_cast<double>(two[r]);
     }
