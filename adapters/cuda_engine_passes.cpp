@@ -73,8 +73,14 @@ using gpu::align_up;
 //   263.8 vs 257.3, 261.4; Q8_0 414.9, 419.4 / 418.6 vs 419.1, 418.7. At batch 4 it lost in every
 //   pair (Q4_K_M 706.5, 705.9 / 707.5 vs 718.3, 721.2; Q8_0 −2 %, F16 −4 %), at 16 it was within
 //   noise: batch 1 only. Tokens latetrig / earlytrig: never / at every batch size.
+// - Superblock-minor activations at batch 1 (gpu/matvec.cuh sb_minor_byte): when every matrix that
+//   reads int8 activations is Q4_K or Q6_K under the default one-column tuning, RMSNorm, the attention
+//   and the post-SwiGLU quantization write the layout those fan-out kernels load with 8 lanes to a
+//   128-byte line (the same values: the same bits). H200 runs S14-8 / S14-9, Q4_K_M batch 1: 494.9 vs
+//   491.2, and 493.7 / 498.2 / 495.8 vs 492.9 / 486.7 / 488.3 tok/s (Q8_0 and F16 files do not qualify).
+//   Token nosbminor: the standard layout.
 struct decode_fusion {
-  bool rope = true, merge = false, vbranch = true, own_row = true, one_copy = true;
+  bool rope = true, merge = false, vbranch = true, own_row = true, one_copy = true, sb_minor = true;
   int early_trigger = -1;  // -1: at batch 1 only, 0 never (latetrig), 1 always (earlytrig)
   bool pdl = true;       // RMSNorm, int8 quantization (and the attention unless attn_pdl says otherwise)
   int attn_pdl = -1;     // attention split + merge: -1 as pdl, 0 off (noattnpdl), 1 on (attnpdl)
@@ -101,6 +107,8 @@ const decode_fusion& decode_settings() {
       else if (tok == "vbranch") r.vbranch = true;
       else if (tok == "latetrig") r.early_trigger = 0;
       else if (tok == "earlytrig") r.early_trigger = 1;
+      else if (tok == "sbminor") r.sb_minor = true;
+      else if (tok == "nosbminor") r.sb_minor = false;
       else throw gpu::gpu_error(gpu::gpu_error_code::invalid_argument, "WORKER_ORCD_DECODE_FUSE: unknown token " + tok);
     }
     return r;
@@ -186,8 +194,9 @@ gpu::matvec_x decode_x(const scratch& s, const float* f32, std::uint32_t ld_f32,
 }
 
 gpu::rmsnorm_args norm_to_x(const scratch& s, float* h, std::uint32_t d, const float* w, std::uint32_t n, float eps,
-                            bool pdl = false, bool early_trigger = false) {
+                            bool pdl = false, bool early_trigger = false, bool sb_minor = false) {
   gpu::rmsnorm_args a;
+  a.q8_sb_minor = sb_minor;
   a.pdl = pdl;
   a.early_trigger = pdl && early_trigger;
   a.h = h;
@@ -301,6 +310,19 @@ void qkv_matvec(const dev_layer& L, const gpu::matvec_x& x, const scratch& s, co
   }
 }
 
+// Whether a batch-1 step can keep its int8 activations in the superblock-minor layout: every matrix of
+// the step is Q4_K or Q6_K under the default one-column tuning, and every row length a multiple of 256.
+bool sb_minor_decode(const dev_model& m) {
+  auto ok = [](const gpu::device_matrix& w) { return gpu::matvec_accepts_sb_minor(w.type); };
+  if (m.d % 256 != 0 || m.q_dim % 256 != 0 || m.n_ff % 256 != 0 || !ok(m.output)) return false;
+  for (const dev_layer& L : m.layers) {
+    for (const gpu::device_matrix* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.gate, &L.up, &L.down}) {
+      if (!ok(*w)) return false;
+    }
+  }
+  return true;
+}
+
 void copy_h2d(void* dst, const void* src, std::size_t bytes, cudaStream_t st) {
   WORKER_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st));
 }
@@ -403,10 +425,14 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
   }
 
   gpu::gather_rows_f32(m.token_embd, s.ids, b, s.h, m.d, st);
-  const gpu::matvec_x x = decode_x(s, s.xf, s.xw, b);
+  const bool sbm = b == 1 && fuse.sb_minor && sb_minor_decode(m);
+  gpu::matvec_x x = decode_x(s, s.xf, s.xw, b);
+  x.sb_minor = sbm;
+  gpu::matvec_x x_act = decode_x(s, s.act, m.n_ff, b);
+  x_act.sb_minor = sbm;
   for (std::uint32_t l = 0; l < m.layers.size(); ++l) {
     const dev_layer& L = m.layers[l];
-    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.attn_norm, b, m.eps, pdl && l > 0, early), st);
+    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.attn_norm, b, m.eps, pdl && l > 0, early, sbm), st);
     qkv_matvec(L, x, s, m, st, fuse.vbranch ? pc.ctx : nullptr);
 
     const token_rows tokens{s.q, s.seqs, s.tok_seq, s.tok_pos, b};
@@ -418,6 +444,7 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
     a.ld_q8 = s.xw_pad;
     a.out_ds = s.xds;
     a.ld_ds = s.xw_pad / 32;
+    a.q8_sb_minor = sbm;
     a.pdl = fuse.attn_pdl >= 0 ? fuse.attn_pdl == 1 : pdl;
     a.early_trigger = a.pdl && early;
     if (fuse.merge) a.merge_counters = s.att_count;
@@ -438,15 +465,15 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
     const gpu::matvec_out o{L.wo, nullptr, s.h, m.d, true};
     gpu::matvec(std::span(&o, 1), x, st);
 
-    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.ffn_norm, b, m.eps, pdl, early), st);
+    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.ffn_norm, b, m.eps, pdl, early, sbm), st);
     gpu::matvec_swiglu(L.gate, L.up, x, s.act, m.n_ff, st);
     if (gpu::matvec_uses_q8(L.down.type)) {
-      gpu::quantize_q8(s.act, m.n_ff, m.n_ff, b, s.xq, s.xq_lo, s.xw_pad, s.xds, s.xw_pad / 32, st, pdl, early);
+      gpu::quantize_q8(s.act, m.n_ff, m.n_ff, b, s.xq, s.xq_lo, s.xw_pad, s.xds, s.xw_pad / 32, st, pdl, early, sbm);
     }
     const gpu::matvec_out dn{L.down, nullptr, s.h, m.d, true};
-    gpu::matvec(std::span(&dn, 1), decode_x(s, s.act, m.n_ff, b), st);
+    gpu::matvec(std::span(&dn, 1), x_act, st);
   }
-  gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, m.output_norm, b, m.eps, pdl, early), st);
+  gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, m.output_norm, b, m.eps, pdl, early, sbm), st);
   const gpu::matvec_out lo{m.output, nullptr, s.logits, m.vocab, false};
   gpu::matvec(std::span(&lo, 1), x, st);
 }

@@ -38,6 +38,13 @@ __device__ __forceinline__ void write_out(const attention_args& a, std::uint32_t
   if (a.out) a.out[static_cast<std::size_t>(i) * a.ldo + col] = y;
   if (a.out_f16) a.out_f16[static_cast<std::size_t>(i) * a.ld_f16 + col] = __float2half_rn(y);
   if (a.out_q8) {
+    if (a.q8_sb_minor) {
+      const std::size_t row = static_cast<std::size_t>(i) * a.ld_q8;
+      q8::quantize_block_sb_minor(y, static_cast<int>(col & 31), a.out_q8 + row, a.out_q8_lo + row,
+                                  a.out_ds + static_cast<std::size_t>(i) * a.ld_ds, col & ~31u,
+                                  a.n_head * a.head_dim / 256);
+      return;
+    }
     const std::size_t off = static_cast<std::size_t>(i) * a.ld_q8 + (col & ~31u);
     q8::quantize_block(y, static_cast<int>(col & 31), a.out_q8 + off, a.out_q8_lo + off,
                        a.out_ds + static_cast<std::size_t>(i) * a.ld_ds + col / 32);
@@ -510,6 +517,8 @@ void attention(const attention_args& a, cudaStream_t stream) {
   require(a.split >= 1 && a.split <= k_attn_split_max, "split size");
   require(a.out || a.out_f16 || a.out_q8, "no output");
   require(!a.out_q8 || (a.out_ds && a.out_q8_lo), "q8 output needs lo and ds");
+  require(!a.q8_sb_minor || (a.out_q8 && a.nq == 1 && a.n_head * a.head_dim % 256 == 0),
+          "superblock-minor q8 output: one query, n_head·head_dim a multiple of 256");
   require(!a.k_new || (a.v_new && a.cos_sin && a.ldk >= a.n_head_kv * a.head_dim && a.ldv >= a.n_head_kv * a.head_dim),
           "fused RoPE needs v_new, cos_sin and K/V strides");
   if (a.nq == 0) return;

@@ -57,6 +57,9 @@ struct attention_args {
   std::uint32_t ld_q8 = 0;
   float4* out_ds = nullptr;
   std::uint32_t ld_ds = 0;
+  // out_q8 / out_q8_lo / out_ds of one query in the superblock-minor layout (matvec.cuh sb_minor_byte;
+  // n_head·head_dim a multiple of 256): what a one-column Q4_K / Q6_K output projection reads fastest.
+  bool q8_sb_minor = false;
   // Decode with RoPE fused in (set k_new): q is the unrotated projection output (biases added); every
   // block rotates the query heads it loads, and the block whose split holds query i's position first
   // rotates K and stores K and V of that position into the cache — what rope_qk_store_kv (rope.cuh)

@@ -195,7 +195,7 @@ __global__ void __launch_bounds__(k_threads) matvec_kernel(const mv_params p) {
 // One warp per 32-element block of one column (two-level int8, q8_act.cuh).
 __global__ void quantize_q8_kernel(const float* __restrict__ x, std::uint32_t ldx, std::uint32_t k,
                                    std::int8_t* __restrict__ hi, std::int8_t* __restrict__ lo, std::uint32_t ld_q8,
-                                   float4* __restrict__ ds, std::uint32_t ld_ds, bool early_trigger) {
+                                   float4* __restrict__ ds, std::uint32_t ld_ds, bool early_trigger, bool sb_minor) {
   // Launched as a programmatic dependent: wait for the producer of x. A programmatic dependent of this
   // grid (the next matvec) may start after the wait, or before it with early_trigger: it only loads
   // weights until this grid has completed.
@@ -207,6 +207,11 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, std::uint32_t ld
   const int lane = threadIdx.x & 31;
   if (blk * 32 >= k) return;
   const float v = x[static_cast<std::size_t>(c) * ldx + blk * 32 + lane];
+  if (sb_minor) {
+    const std::size_t at = static_cast<std::size_t>(c) * ld_q8;
+    q8::quantize_block_sb_minor(v, lane, hi + at, lo + at, ds + static_cast<std::size_t>(c) * ld_ds, blk * 32, k / 256);
+    return;
+  }
   const std::size_t off = static_cast<std::size_t>(c) * ld_q8 + blk * 32;
   q8::quantize_block(v, lane, hi + off, lo + off, ds + static_cast<std::size_t>(c) * ld_ds + blk);
 }
@@ -283,6 +288,12 @@ void launch_type(mv_params& p, cudaStream_t stream) {
   int fam = t.family_of[static_cast<int>(T)] >= 0 ? t.family_of[static_cast<int>(T)] : t.family;
   if (fam < 0 && t.fanout_below >= 0 && launch_weights(p, SWIGLU) <= (static_cast<std::uint64_t>(t.fanout_below) << 20)) fam = 3;
   int family = fam >= 0 ? fam : default_family<T>(p.x.ncols);
+  if (p.x.sb_minor) {
+    // Only the default one-column fan-out kernel of Q4_K / Q6_K reads this layout (no fallback).
+    if (p.x.ncols == 1 && matvec_accepts_sb_minor(T) && launch_fanout<T, SWIGLU>(p, pdl, stream)) return;
+    throw gpu_error(gpu_error_code::invalid_argument,
+                    "matvec: superblock-minor activations need one column, Q4_K/Q6_K weights and the default fan-out tuning");
+  }
   if (family == 3) {
     if (launch_fanout<T, SWIGLU>(p, pdl, stream)) return;
     // More columns than the fan-out kernel takes, or rows too long for its shared memory.
@@ -364,6 +375,17 @@ bool matvec_uses_q8(ggml_type type) {
   return type != ggml_type::f16 && type != ggml_type::bf16 && type != ggml_type::f32;
 }
 
+bool matvec_accepts_sb_minor(ggml_type type) {
+  if (type != ggml_type::q4_k && type != ggml_type::q6_k) return false;
+  const mv_tuning& t = tuning();
+  const int fam = t.family_of[static_cast<int>(type)] >= 0 ? t.family_of[static_cast<int>(type)] : t.family;
+  auto rows_ok = [](int r) { return r == 0 || r == 4; };
+  auto units_ok = [](int u) { return u == 0 || u == 1; };
+  return (fam < 0 || fam == 3) && t.fanout_below < 0 && rows_ok(t.fanout_task_rows) && rows_ok(t.fanout_long_task_rows) &&
+         rows_ok(t.fanout_small_task_rows) && units_ok(t.fanout_task_units) && units_ok(t.fanout_long_task_units) &&
+         t.fanout_mma != 1 && t.fanout_trace == 0 && t.fanout_evict_first != 0 && t.hi_only == 0;
+}
+
 void matvec(std::span<const matvec_out> outs, const matvec_x& x, cudaStream_t stream) {
   require(!outs.empty() && outs.size() <= 3, "1..3 weights per launch");
   mv_params p{};
@@ -395,11 +417,12 @@ void matvec_swiglu(const device_matrix& gate, const device_matrix& up, const mat
 
 void quantize_q8(const float* x, std::uint32_t ldx, std::uint32_t k, std::uint32_t ncols, std::int8_t* hi,
                  std::int8_t* lo, std::uint32_t ld_q8, float4* ds, std::uint32_t ld_ds, cudaStream_t stream, bool pdl,
-                 bool early_trigger) {
+                 bool early_trigger, bool sb_minor) {
   require(k % 32 == 0 && ldx >= k && ld_q8 >= k && ld_ds >= k / 32 && ncols >= 1, "quantize_q8: bad shape");
+  require(!sb_minor || (ncols == 1 && k % 256 == 0), "quantize_q8: superblock-minor layout needs one column, k % 256 == 0");
   const std::uint32_t nblk = k / 32;
   launch_maybe_pdl(quantize_q8_kernel, dim3((nblk + 3) / 4, ncols), dim3(128), pdl, stream, x, ldx, k, hi, lo, ld_q8, ds, ld_ds,
-                   early_trigger);
+                   early_trigger, sb_minor);
 }
 
 }  // namespace worker::gpu

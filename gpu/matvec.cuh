@@ -48,7 +48,22 @@ struct matvec_x {
   const float4* ds = nullptr;          // [ncols][ld_ds]: (d_hi, s_hi, d_lo, s_lo) of each 32-block
   std::uint32_t ld_ds = 0;
   std::uint32_t ncols = 0;         // 1..k_matvec_max_cols
+  // q8 / q8_lo / ds in the superblock-minor layout (sb_minor_byte, sb_minor_block): one column, Q4_K
+  // and Q6_K weights, the default one-column tuning only (matvec_accepts_sb_minor); else a typed error.
+  bool sb_minor = false;
 };
+
+// The superblock-minor layout of one column of K int8 activations (K a multiple of 256, nsb = K/256
+// super-blocks): the 16-byte chunk i (0..15) of super-block b at byte i·nsb·16 + b·16, the ds of
+// 32-block j (0..7) of super-block b at j·nsb + b. The lanes of a one-column K-quant kernel take
+// consecutive units of a row, i.e. the same chunk of consecutive super-blocks: in this layout 8 lanes
+// share a 128-byte line of activations, in the standard one 2 (fewer L1 wavefronts; the values, and so
+// the bits of every dot, are the same). H200 runs S14-8 / S14-9, Q4_K_M decode at batch 1: 494.9 vs
+// 491.2 and 493.7, 498.2, 495.8 vs 492.9, 486.7, 488.3 tok/s in the standard layout (+0.8 … +2 %).
+constexpr std::uint32_t sb_minor_byte(std::uint32_t e, std::uint32_t nsb) {
+  return ((e >> 4) & 15u) * nsb * 16 + (e >> 8) * 16 + (e & 15u);
+}
+constexpr std::uint32_t sb_minor_block(std::uint32_t j, std::uint32_t nsb) { return (j & 7u) * nsb + (j >> 3); }
 
 // One weight and where its outputs go: y[c·ldy + m] = (accumulate ? y[c·ldy + m] : 0) + bias[m] + Σ.
 struct matvec_out {
@@ -88,12 +103,17 @@ struct fan_trace_record {
 void set_matvec_trace(fan_trace_record* records);
 // True when `type` takes int8 activations (matvec_x::q8/q8_lo/ds) rather than fp32.
 bool matvec_uses_q8(model::ggml_type type);
+// True when a one-column matvec of `type` under the current tuning reads matvec_x::sb_minor
+// activations: Q4_K and Q6_K with the default fan-out task shapes (no family, task-shape, mma, trace,
+// nowef or hionly token).
+bool matvec_accepts_sb_minor(model::ggml_type type);
 
 // x[c·ldx + k], k < K (a multiple of 32) → hi/lo[c·ld_q8 + k], ds[c·ld_ds + k/32] (q8_act.cuh).
 // pdl: launch as a programmatic dependent (waits for its producer inside the kernel); early_trigger:
 // let the next kernel launch before that wait (rmsnorm_args::early_trigger says why that is safe).
+// sb_minor: one column in the superblock-minor layout (k a multiple of 256).
 void quantize_q8(const float* x, std::uint32_t ldx, std::uint32_t k, std::uint32_t ncols, std::int8_t* hi,
                  std::int8_t* lo, std::uint32_t ld_q8, float4* ds, std::uint32_t ld_ds, cudaStream_t stream,
-                 bool pdl = false, bool early_trigger = false);
+                 bool pdl = false, bool early_trigger = false, bool sb_minor = false);
 
 }  // namespace worker::gpu

@@ -29,6 +29,7 @@
 // removed; docs/performance.md.)
 #include <algorithm>
 
+#include "gpu/gpu_error.hpp"
 #include "gpu/matvec_common.cuh"
 #include "gpu/matvec_units.cuh"
 
@@ -176,8 +177,9 @@ constexpr int fan_blocks_bound() {
 }
 
 // HI_ONLY: single-level activations (a measuring probe, token hionly; matvec_units.cuh load_x16).
+// XPERM: Q4_K / Q6_K activations in the superblock-minor layout (matvec_x::sb_minor).
 template <ggml_type T, bool SWIGLU, int RT, int UT, bool EVICT_FIRST = false, bool TRACE = false, int NARROW = 0,
-          bool HI_ONLY = false>
+          bool HI_ONLY = false, bool XPERM = false>
 __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads), (fan_blocks_bound<RT, UT, NARROW>()))
     matvec_fanout_kernel(const mv_params p, const fan_geometry g) {
   using U = mv::unit<T>;
@@ -230,9 +232,9 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
     for (int c = 0; c < UT; ++c) {
       const std::uint32_t u = tk.u0 + static_cast<std::uint32_t>(c);
       if (UT > 1 && u >= nunits) break;
-      if constexpr (T == ggml_type::q4_k && (NARROW > 0 || HI_ONLY)) {
+      if constexpr (T == ggml_type::q4_k && (NARROW > 0 || HI_ONLY || XPERM)) {
         float d[RT];
-        U::template dot_rows<RT, HI_ONLY>(p.x, 0, u, raw.pc[c], d);
+        U::template dot_rows<RT, HI_ONLY, XPERM>(p.x, 0, u, raw.pc[c], d, nunits / 4);
 #pragma unroll
         for (int i = 0; i < RT; ++i) out[i * nunits + u] = d[i];
         continue;
@@ -240,7 +242,7 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
       if constexpr (T == ggml_type::q6_k) {
         // A group of activations at a time (with the −32 applied once per group, not per row).
         float d[RT];
-        U::template dot_rows<RT, HI_ONLY>(p.x, 0, u, raw.pc[c], raw.sm[c], d);
+        U::template dot_rows<RT, HI_ONLY, XPERM>(p.x, 0, u, raw.pc[c], raw.sm[c], d, nunits / 4);
 #pragma unroll
         for (int i = 0; i < RT; ++i) out[i * nunits + u] = d[i];
         continue;
@@ -379,6 +381,18 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
         if (tuning().fanout_narrow != 0 && threads <= k_fan_narrow_threads)
           kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, k_fan_narrow_blocks, true>;
       }
+    }
+  }
+  if (p.x.sb_minor) {
+    // matvec_accepts_sb_minor admits only the default task shape of Q4_K / Q6_K here.
+    if constexpr (UT == 1 && RT == 4 && (T == ggml_type::q4_k || T == ggml_type::q6_k)) {
+      kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, 0, false, true>;
+      if constexpr (T == ggml_type::q4_k) {
+        if (tuning().fanout_narrow != 0 && threads <= k_fan_narrow_threads)
+          kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, k_fan_narrow_blocks, false, true>;
+      }
+    } else {
+      throw gpu_error(gpu_error_code::invalid_argument, "matvec: superblock-minor activations outside the default Q4_K/Q6_K fan-out shape");
     }
   }
   launch_maybe_pdl_shared(kernel, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);

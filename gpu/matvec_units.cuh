@@ -83,6 +83,15 @@ __device__ __forceinline__ void load_x16(const matvec_x& x, std::size_t off, x16
     o.l[0] = static_cast<int>(b.x); o.l[1] = static_cast<int>(b.y); o.l[2] = static_cast<int>(b.z); o.l[3] = static_cast<int>(b.w);
   }
 }
+// Byte offset of 16-byte chunk `chunk` of super-block b, and the ds of 32-block j of super-block b, in
+// the superblock-minor layout (matvec.cuh sb_minor_byte; XPERM in the K-quant dots).
+__device__ __forceinline__ std::size_t xperm_chunk(std::uint32_t nsb, std::uint32_t b, std::uint32_t chunk) {
+  return static_cast<std::size_t>(chunk) * nsb * 16 + b * 16;
+}
+__device__ __forceinline__ float4 xperm_ds(const matvec_x& x, std::uint32_t c, std::uint32_t nsb, std::uint32_t b,
+                                           std::uint32_t j) {
+  return __ldg(x.ds + static_cast<std::size_t>(c) * x.ld_ds + j * nsb + b);
+}
 // d_hi·ih + d_lo·il: the float part of a two-level dot product with integer sums ih (Σw·q_hi), il (Σw·q_lo).
 template <bool HI_ONLY = false>
 __device__ __forceinline__ float two_level(float dh, float dl, int ih, int il) {
@@ -197,16 +206,21 @@ struct unit<ggml_type::q4_k> {
   // nibbles) of every row first, then 2c+1 (high nibbles), so only one sub-block's activations (16
   // registers, not load_x's 32) are live beside the rows' pieces. The integer sums are exact and each
   // row ends in the same finish(), so the bits are those of decode() + dot().
-  template <int R, bool HI_ONLY = false>
+  // XPERM: the activations in the superblock-minor layout (nsb = K / 256), the same values.
+  template <int R, bool HI_ONLY = false, bool XPERM = false>
   __device__ static void dot_rows(const matvec_x& x, std::uint32_t col, std::uint32_t u, const uint4 (&pc)[R][pieces],
-                                  float (&out)[R]) {
+                                  float (&out)[R], std::uint32_t nsb = 0) {
     const std::uint32_t c = u & 3, qb = (u >> 2) * 8 + 2 * c;
     const std::size_t base = xq_off(x, col);
+    // Byte offset of the unit's activation chunk k (sub-block 2c: 0, 1; 2c + 1: 2, 3).
+    auto chunk = [&](std::uint32_t k) -> std::size_t {
+      return XPERM ? base + xperm_chunk(nsb, u >> 2, 4 * c + k) : base + qb * 32 + 16 * k;
+    };
     int ih_a[R], il_a[R], ih_b[R], il_b[R];
     {
       x16 xa[2];
-      load_x16<HI_ONLY>(x, base + qb * 32, xa[0]);
-      load_x16<HI_ONLY>(x, base + qb * 32 + 16, xa[1]);
+      load_x16<HI_ONLY>(x, chunk(0), xa[0]);
+      load_x16<HI_ONLY>(x, chunk(1), xa[1]);
 #pragma unroll
       for (int i = 0; i < R; ++i) {
         int lo[8];
@@ -219,8 +233,8 @@ struct unit<ggml_type::q4_k> {
     }
     {
       x16 xb[2];
-      load_x16<HI_ONLY>(x, base + (qb + 1) * 32, xb[0]);
-      load_x16<HI_ONLY>(x, base + (qb + 1) * 32 + 16, xb[1]);
+      load_x16<HI_ONLY>(x, chunk(2), xb[0]);
+      load_x16<HI_ONLY>(x, chunk(3), xb[1]);
 #pragma unroll
       for (int i = 0; i < R; ++i) {
         int hi[8];
@@ -231,7 +245,8 @@ struct unit<ggml_type::q4_k> {
         sums32<true, HI_ONLY>(hi, xb, ih_b[i], il_b[i]);
       }
     }
-    const float4 ds_a = xds(x, col, qb), ds_b = xds(x, col, qb + 1);
+    const float4 ds_a = XPERM ? xperm_ds(x, col, nsb, u >> 2, 2 * c) : xds(x, col, qb);
+    const float4 ds_b = XPERM ? xperm_ds(x, col, nsb, u >> 2, 2 * c + 1) : xds(x, col, qb + 1);
 #pragma unroll
     for (int i = 0; i < R; ++i) {
       float dsc_lo, dsc_hi, dm_lo, dm_hi;
@@ -395,9 +410,10 @@ struct unit<ggml_type::q6_k> {
   // one group's activations (8 registers and its offsets) are live beside the rows' pieces. Per row
   // the groups are added in dot()'s order with dot()'s integers, so the bits are those of decode() +
   // load_x() + dot().
-  template <int R, bool HI_ONLY = false>
+  // XPERM: the activations in the superblock-minor layout (nsb = K / 256), the same values.
+  template <int R, bool HI_ONLY = false, bool XPERM = false>
   __device__ static void dot_rows(const matvec_x& x, std::uint32_t col, std::uint32_t u, const uint4 (&pc)[R][pieces],
-                                  const small_t (&sm)[R], float (&out)[R]) {
+                                  const small_t (&sm)[R], float (&out)[R], std::uint32_t nsb = 0) {
     const std::uint32_t b = u >> 2, n = (u >> 1) & 1, h = u & 1;
     const std::size_t base = xq_off(x, col);
 #pragma unroll
@@ -406,8 +422,9 @@ struct unit<ggml_type::q6_k> {
     for (int g = 0; g < 4; ++g) {
       const std::uint32_t qb = b * 8 + 4 * n + static_cast<std::uint32_t>(g);
       x16 xq;
-      load_x16<HI_ONLY>(x, base + qb * 32 + 16 * h, xq);
-      const float4 ds = xds(x, col, qb);
+      // Chunk 8n + 2g + h of super-block b (standard layout: byte qb·32 + 16h).
+      load_x16<HI_ONLY>(x, XPERM ? base + xperm_chunk(nsb, b, 8 * n + 2 * g + h) : base + qb * 32 + 16 * h, xq);
+      const float4 ds = XPERM ? xperm_ds(x, col, nsb, b, 4 * n + g) : xds(x, col, qb);
       int oh = 0, ol = 0;
       for (int k = 0; k < 4; ++k) {
         oh = dp4a(xq.h[k], static_cast<int>(0xE0E0E0E0u), oh);

@@ -101,7 +101,11 @@ __global__ void __launch_bounds__(k_threads) rmsnorm_kernel(const rmsnorm_args a
     if (a.out_q8) {
       // A warp holds 32 consecutive elements: one q8 block (dim and the slice bounds are multiples of
       // 32, so a warp is either entirely inside or entirely outside the slice).
-      if (base + (t & ~31u) < end) {
+      if (base + (t & ~31u) < end && a.q8_sb_minor) {
+        const std::size_t at = static_cast<std::size_t>(row) * a.ld_q8;
+        q8::quantize_block_sb_minor(y, lane, a.out_q8 + at, a.out_q8_lo + at, a.out_ds + static_cast<std::size_t>(row) * a.ld_ds,
+                                    i & ~31u, a.dim / 256);
+      } else if (base + (t & ~31u) < end) {
         const std::size_t off = static_cast<std::size_t>(row) * a.ld_q8 + (i & ~31u);
         q8::quantize_block(y, lane, a.out_q8 + off, a.out_q8_lo + off, a.out_ds + static_cast<std::size_t>(row) * a.ld_ds + i / 32);
       }
@@ -125,6 +129,7 @@ void rmsnorm_fused(const rmsnorm_args& a, cudaStream_t stream) {
   require(!a.out_q8 || (a.dim % 32 == 0 && a.out_q8_lo && a.out_ds && a.ld_q8 >= a.dim && a.ld_ds >= a.dim / 32),
           "bad q8 output");
   require(a.n <= 65535, "at most 65535 rows per launch (grid y)");
+  require(!a.q8_sb_minor || (a.out_q8 && a.n == 1 && a.dim % 256 == 0), "superblock-minor q8 output: one row, dim % 256 == 0");
   if (a.n == 0) return;
   // With delta a block rewrites h, which the other blocks of its row would read: one block per row.
   const std::uint32_t slices = (a.delta || a.n > k_slice_max_rows) ? 1 : (a.dim + k_threads - 1) / k_threads;

@@ -31,6 +31,7 @@ struct rmsnorm_args {
   std::uint32_t ld_f16 = 0;
   std::int8_t* out_q8 = nullptr;  // q_hi [n][ld_q8] or null (dim a multiple of 32)
   std::int8_t* out_q8_lo = nullptr;  // q_lo [n][ld_q8]
+  bool q8_sb_minor = false;  // out_q8 / out_q8_lo / out_ds in the superblock-minor layout (matvec.cuh; n = 1, dim % 256 == 0)
   std::uint32_t ld_q8 = 0;
   float4* out_ds = nullptr;       // [n][ld_ds]
   std::uint32_t ld_ds = 0;

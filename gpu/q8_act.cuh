@@ -10,6 +10,8 @@
 
 #include <cstdint>
 
+#include "gpu/matvec.cuh"
+
 namespace worker::gpu::q8 {
 
 // Warp maxima and sums as single redux instructions where the card has them (sm_80+): the max of
@@ -35,7 +37,12 @@ __device__ __forceinline__ int warp_sum_int(int v) {
 #endif
 }
 
-__device__ __forceinline__ void quantize_block(float x, int lane, std::int8_t* hi, std::int8_t* lo, float4* ds) {
+// One lane's two levels and the block's (d_hi, s_hi, d_lo, s_lo), in every lane.
+struct block_q8 {
+  int qh, ql;
+  float4 ds;
+};
+__device__ __forceinline__ block_q8 quantize_values(float x) {
   const float amax = warp_max_nonneg(fabsf(x));
   const float dh = amax / 127.0f;
   const int qh = dh == 0.0f ? 0 : __float2int_rn(__fdiv_rn(x, dh));
@@ -44,9 +51,26 @@ __device__ __forceinline__ void quantize_block(float x, int lane, std::int8_t* h
   const float dl = rmax / 127.0f;
   const int ql = dl == 0.0f ? 0 : __float2int_rn(__fdiv_rn(r, dl));
   const int sh = warp_sum_int(qh), sl = warp_sum_int(ql);
-  hi[lane] = static_cast<std::int8_t>(qh);
-  lo[lane] = static_cast<std::int8_t>(ql);
-  if (lane == 0) *ds = make_float4(dh, dh * static_cast<float>(sh), dl, dl * static_cast<float>(sl));
+  return {qh, ql, make_float4(dh, dh * static_cast<float>(sh), dl, dl * static_cast<float>(sl))};
+}
+
+// The standard layout: lane i's element at hi[i] / lo[i], the block's ds at *ds.
+__device__ __forceinline__ void quantize_block(float x, int lane, std::int8_t* hi, std::int8_t* lo, float4* ds) {
+  const block_q8 q = quantize_values(x);
+  hi[lane] = static_cast<std::int8_t>(q.qh);
+  lo[lane] = static_cast<std::int8_t>(q.ql);
+  if (lane == 0) *ds = q.ds;
+}
+
+// The superblock-minor layout (matvec.cuh sb_minor_byte): element e0 + lane of a column whose bytes
+// start at hi / lo and whose ds start at ds; e0 a multiple of 32, nsb = the column's K / 256.
+__device__ __forceinline__ void quantize_block_sb_minor(float x, int lane, std::int8_t* hi, std::int8_t* lo, float4* ds,
+                                                        std::uint32_t e0, std::uint32_t nsb) {
+  const block_q8 q = quantize_values(x);
+  const std::uint32_t at = sb_minor_byte(e0 + static_cast<std::uint32_t>(lane), nsb);
+  hi[at] = static_cast<std::int8_t>(q.qh);
+  lo[at] = static_cast<std::int8_t>(q.ql);
+  if (lane == 0) ds[sb_minor_block(e0 / 32, nsb)] = q.ds;
 }
 
 }  // namespace worker::gpu::q8

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstring>
 #include <mutex>
+#include <tuple>
 #include <vector>
 
 #include "cpu/attention.hpp"
@@ -25,6 +26,7 @@
 #include "gpu/attention.cuh"
 #include "gpu/dequant.cuh"
 #include "gpu/gemm.cuh"
+#include "gpu/matvec.cuh"
 #include "gpu/norm.cuh"
 #include "gpu/rope.cuh"
 #include "tests/gpu/gpu_test_support.hpp"
@@ -186,6 +188,76 @@ TEST_CASE("RMSNorm with residual matches cpu::rmsnorm and writes fp16 and int8 c
       }
     }
   }
+}
+
+// The superblock-minor layout (matvec.cuh sb_minor_byte) holds the standard layout's bytes and ds,
+// permuted: RMSNorm (sliced rows and, with a residual, whole rows) and quantize_q8 write the same values.
+TEST_CASE("RMSNorm and quantize_q8 write the superblock-minor layout as the standard one permuted", "[kernels]") {
+  auto same_permuted = [](std::uint32_t k, const std::vector<std::int8_t>& q, const std::vector<std::int8_t>& qlo,
+                          const std::vector<float4>& ds, const std::vector<std::int8_t>& pq,
+                          const std::vector<std::int8_t>& pqlo, const std::vector<float4>& pds) {
+    const std::uint32_t nsb = k / 256;
+    std::size_t bad = 0;
+    for (std::uint32_t e = 0; e < k; ++e) {
+      bad += pq[sb_minor_byte(e, nsb)] != q[e] || pqlo[sb_minor_byte(e, nsb)] != qlo[e];
+    }
+    for (std::uint32_t j = 0; j < k / 32; ++j) bad += std::memcmp(&pds[sb_minor_block(j, nsb)], &ds[j], sizeof(float4)) != 0;
+    return bad;
+  };
+  for (const std::uint32_t dim : {256u, 3584u, 8192u}) {
+    for (const bool with_delta : {false, true}) {
+      INFO("RMSNorm dim " << dim << (with_delta ? " with residual" : ""));
+      const auto h0 = random_normal(dim, dim + 7, 2.0f), delta = random_normal(dim, dim + 8), w = random_normal(dim, 9);
+      auto run = [&](bool sb_minor) {
+        device_buffer<float> dh(h0), dd(delta), dw(w), f32(dim);
+        device_buffer<std::int8_t> q8(dim), q8lo(dim);
+        device_buffer<float4> ds(dim / 32);
+        rmsnorm_args a;
+        a.h = dh.get();
+        a.ldh = dim;
+        if (with_delta) {
+          a.delta = dd.get();
+          a.ld_delta = dim;
+        }
+        a.weight = dw.get();
+        a.dim = dim;
+        a.n = 1;
+        a.eps = 1e-6f;
+        a.out_f32 = f32.get();
+        a.ld_f32 = dim;
+        a.out_q8 = q8.get();
+        a.out_q8_lo = q8lo.get();
+        a.ld_q8 = dim;
+        a.out_ds = ds.get();
+        a.ld_ds = dim / 32;
+        a.q8_sb_minor = sb_minor;
+        rmsnorm_fused(a, nullptr);
+        return std::tuple{q8.download(), q8lo.download(), ds.download()};
+      };
+      const auto [q, qlo, ds] = run(false);
+      const auto [pq, pqlo, pds] = run(true);
+      CHECK(same_permuted(dim, q, qlo, ds, pq, pqlo, pds) == 0);
+    }
+  }
+  for (const std::uint32_t k : {256u, 3584u, 18944u}) {
+    INFO("quantize_q8 k " << k);
+    const auto x = random_normal(k, k + 11);
+    auto run = [&](bool sb_minor) {
+      device_buffer<float> dx(x);
+      device_buffer<std::int8_t> q8(k), q8lo(k);
+      device_buffer<float4> ds(k / 32);
+      quantize_q8(dx.get(), k, k, 1, q8.get(), q8lo.get(), k, ds.get(), k / 32, nullptr, false, false, sb_minor);
+      return std::tuple{q8.download(), q8lo.download(), ds.download()};
+    };
+    const auto [q, qlo, ds] = run(false);
+    const auto [pq, pqlo, pds] = run(true);
+    CHECK(same_permuted(k, q, qlo, ds, pq, pqlo, pds) == 0);
+  }
+  // Rejected where the layout is not defined: several rows, or a dimension not a multiple of 256.
+  device_buffer<float> dx(std::vector<float>(64 * 2, 1.0f));
+  device_buffer<std::int8_t> q8(64 * 2), q8lo(64 * 2);
+  device_buffer<float4> ds(4);
+  CHECK_THROWS_AS(quantize_q8(dx.get(), 64, 64, 2, q8.get(), q8lo.get(), 64, ds.get(), 2, nullptr, false, false, true), gpu_error);
 }
 
 TEST_CASE("RoPE NEOX + KV store equals cpu::rope_heads and writes fp16 K/V at each token's position", "[kernels]") {

@@ -404,6 +404,94 @@ TEST_CASE("matvec hionly probe: single-level activations stay close to the two-l
   }
 }
 
+// One-column Q4_K / Q6_K launches with the activations in the superblock-minor layout (the standard
+// layout's bytes and ds permuted on the host) give the standard layout's bits: plain, several segments,
+// SwiGLU (narrow Q4_K blocks), long rows; other weight types, several columns and tunings that do not
+// read the layout are refused with a typed error.
+TEST_CASE("matvec with superblock-minor activations gives the standard layout's bits", "[matvec]") {
+  struct variant_guard {
+    ~variant_guard() { set_matvec_variant(""); }
+  } guard;
+  set_matvec_variant("");
+  std::uint64_t seed = 9700;
+  // The standard activations of `c`, permuted into new buffers; x.sb_minor set.
+  struct permuted {
+    device_buffer<std::int8_t> q8, q8_lo;
+    device_buffer<float4> ds;
+    matvec_x x;
+  };
+  auto permute = [](const activations& a, std::uint32_t k) {
+    const std::vector<std::int8_t> q = a.q8.download(), qlo = a.q8_lo.download();
+    const std::vector<float4> ds = a.ds.download();
+    std::vector<std::int8_t> pq(q.size()), pqlo(qlo.size());
+    std::vector<float4> pds(ds.size());
+    const std::uint32_t nsb = k / 256;
+    for (std::uint32_t e = 0; e < k; ++e) {
+      pq[sb_minor_byte(e, nsb)] = q[e];
+      pqlo[sb_minor_byte(e, nsb)] = qlo[e];
+    }
+    for (std::uint32_t j = 0; j < k / 32; ++j) pds[sb_minor_block(j, nsb)] = ds[j];
+    permuted p{device_buffer<std::int8_t>(pq), device_buffer<std::int8_t>(pqlo), device_buffer<float4>(pds), a.x};
+    p.x.q8 = p.q8.get();
+    p.x.q8_lo = p.q8_lo.get();
+    p.x.ds = p.ds.get();
+    p.x.sb_minor = true;
+    return p;
+  };
+  for (const ggml_type type : {ggml_type::q4_k, ggml_type::q6_k})
+  for (const auto& [rows, cols] : {std::pair<std::size_t, std::size_t>{61, 3584}, {300, 8448}, {4, 512}}) {
+    INFO("type " << worker::model::type_name(type) << " rows " << rows << " cols " << cols);
+    one_column_case c(type, rows, cols, seed);
+    const auto want = c.run("");
+    const permuted p = permute(c.act, static_cast<std::uint32_t>(cols));
+    matvec_out out{c.dm.m, nullptr, c.y.get(), static_cast<std::uint32_t>(rows), false};
+    matvec(std::span(&out, 1), p.x, nullptr);
+    const auto got = c.y.download();
+    CHECK(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0);
+    // Two segments in one launch (Q and K) read the same activations.
+    one_column_case c2(type, 37, cols, seed);
+    device_buffer<float> y2(37);
+    const matvec_out two[2] = {{c.dm.m, nullptr, c.y.get(), static_cast<std::uint32_t>(rows), false},
+                               {c2.dm.m, nullptr, y2.get(), 37, false}};
+    matvec(std::span(two, 2), c.act.x, nullptr);
+    const auto want_a = c.y.download(), want_b = y2.download();
+    matvec(std::span(two, 2), p.x, nullptr);
+    CHECK(std::memcmp(c.y.download().data(), want_a.data(), want_a.size() * sizeof(float)) == 0);
+    CHECK(std::memcmp(y2.download().data(), want_b.data(), want_b.size() * sizeof(float)) == 0);
+    // Tunings that do not read the layout refuse it; the default one takes it again afterwards.
+    for (const char* v : {"legacy", "fmma", "ft2", "hionly", "nowef"}) {
+      set_matvec_variant(v);
+      CHECK_THROWS_AS(matvec(std::span(&out, 1), p.x, nullptr), gpu_error);
+    }
+    set_matvec_variant("");
+  }
+  {
+    INFO("SwiGLU, Q4_K gate and up");
+    const std::size_t ff = 96, d = 3584;
+    one_column_case gate(ggml_type::q4_k, ff, d, seed), up(ggml_type::q4_k, ff, d, seed);
+    device_buffer<float> y(ff);
+    matvec_swiglu(gate.dm.m, up.dm.m, gate.act.x, y.get(), static_cast<std::uint32_t>(ff), nullptr);
+    const auto want = y.download();
+    const permuted p = permute(gate.act, static_cast<std::uint32_t>(d));
+    matvec_swiglu(gate.dm.m, up.dm.m, p.x, y.get(), static_cast<std::uint32_t>(ff), nullptr);
+    CHECK(std::memcmp(y.download().data(), want.data(), want.size() * sizeof(float)) == 0);
+  }
+  {
+    INFO("refused: Q8_0 weights, two columns");
+    one_column_case c(ggml_type::q8_0, 8, 512, seed);
+    matvec_x x = c.act.x;
+    x.sb_minor = true;
+    matvec_out out{c.dm.m, nullptr, c.y.get(), 8, false};
+    CHECK_THROWS_AS(matvec(std::span(&out, 1), x, nullptr), gpu_error);
+    one_column_case k(ggml_type::q4_k, 8, 512, seed);
+    activations two_cols = make_activations(random_normal(1024, ++seed), 512, 2);
+    two_cols.x.sb_minor = true;
+    device_buffer<float> y(16);
+    matvec_out o2{k.dm.m, nullptr, y.get(), 8, false};
+    CHECK_THROWS_AS(matvec(std::span(&o2, 1), two_cols.x, nullptr), gpu_error);
+  }
+}
+
 TEST_CASE("matvec rejects unsupported shapes with a typed error", "[matvec]") {
   const auto raw = random_blocks(ggml_type::q8_0, 4, 64, 1);
   uploaded_matrix dm = upload_matrix(ggml_type::q8_0, 4, 64, raw);
