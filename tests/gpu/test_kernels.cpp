@@ -117,6 +117,37 @@ TEST_CASE("embedding gather and fp16 dequantization tiles equal the CPU dequanti
 // With a residual (delta) a row runs in one block; without one, up to 16 rows (decode) are cut into
 // slices of 128 outputs, one block each, every block summing the whole row (gpu/norm.cu): both splits,
 // and a row's bits must not depend on the split or on the number of rows (17 rows: one block per row).
+namespace {
+
+// RMSNorm of `rows` rows of dim floats (h, and delta when given), every output dense (stride dim); f16
+// only when given.
+rmsnorm_args dense_norm_args(float* h, float* delta, const float* w, std::uint32_t dim, std::uint32_t rows, float* f32,
+                             __half* f16, std::int8_t* q8, std::int8_t* q8lo, float4* ds) {
+  rmsnorm_args a;
+  a.h = h;
+  a.ldh = dim;
+  if (delta) {
+    a.delta = delta;
+    a.ld_delta = dim;
+  }
+  a.weight = w;
+  a.dim = dim;
+  a.n = rows;
+  a.eps = 1e-6f;
+  a.out_f32 = f32;
+  a.ld_f32 = dim;
+  a.out_f16 = f16;
+  a.ld_f16 = f16 ? dim : 0;
+  a.out_q8 = q8;
+  a.out_q8_lo = q8lo;
+  a.ld_q8 = dim;
+  a.out_ds = ds;
+  a.ld_ds = dim / 32;
+  return a;
+}
+
+}  // namespace
+
 TEST_CASE("RMSNorm with residual matches cpu::rmsnorm and writes fp16 and int8 copies", "[kernels]") {
   for (const bool with_delta : {true, false}) {
     for (const std::uint32_t dim : {32u, 256u, 896u, 3584u, 8192u}) {
@@ -140,27 +171,9 @@ TEST_CASE("RMSNorm with residual matches cpu::rmsnorm and writes fp16 and int8 c
           device_buffer<__half> f16(ne);
           device_buffer<std::int8_t> q8(ne), q8lo(ne);
           device_buffer<float4> ds(ne / 32);
-          rmsnorm_args a;
-          a.h = dh.get();
-          a.ldh = dim;
-          if (with_delta) {
-            a.delta = dd.get();
-            a.ld_delta = dim;
-          }
-          a.weight = dw.get();
-          a.dim = dim;
-          a.n = rows;
-          a.eps = 1e-6f;
-          a.out_f32 = f32.get();
-          a.ld_f32 = dim;
-          a.out_f16 = f16.get();
-          a.ld_f16 = dim;
-          a.out_q8 = q8.get();
-          a.out_q8_lo = q8lo.get();
-          a.ld_q8 = dim;
-          a.out_ds = ds.get();
-          a.ld_ds = dim / 32;
-          rmsnorm_fused(a, nullptr);
+          rmsnorm_fused(dense_norm_args(dh.get(), with_delta ? dd.get() : nullptr, dw.get(), dim, rows, f32.get(), f16.get(),
+                                        q8.get(), q8lo.get(), ds.get()),
+                        nullptr);
           return outputs{dh.download(), f32.download(), f16.download(), q8.download(), q8lo.download(), ds.download()};
         };
         const outputs g = run(0, n);
@@ -212,24 +225,8 @@ TEST_CASE("RMSNorm and quantize_q8 write the superblock-minor layout as the stan
         device_buffer<float> dh(h0), dd(delta), dw(w), f32(dim);
         device_buffer<std::int8_t> q8(dim), q8lo(dim);
         device_buffer<float4> ds(dim / 32);
-        rmsnorm_args a;
-        a.h = dh.get();
-        a.ldh = dim;
-        if (with_delta) {
-          a.delta = dd.get();
-          a.ld_delta = dim;
-        }
-        a.weight = dw.get();
-        a.dim = dim;
-        a.n = 1;
-        a.eps = 1e-6f;
-        a.out_f32 = f32.get();
-        a.ld_f32 = dim;
-        a.out_q8 = q8.get();
-        a.out_q8_lo = q8lo.get();
-        a.ld_q8 = dim;
-        a.out_ds = ds.get();
-        a.ld_ds = dim / 32;
+        rmsnorm_args a = dense_norm_args(dh.get(), with_delta ? dd.get() : nullptr, dw.get(), dim, 1, f32.get(), nullptr,
+                                         q8.get(), q8lo.get(), ds.get());
         a.q8_sb_minor = sb_minor;
         rmsnorm_fused(a, nullptr);
         return std::tuple{q8.download(), q8lo.download(), ds.download()};
