@@ -84,13 +84,14 @@ __device__ __forceinline__ void load_x16(const matvec_x& x, std::size_t off, x16
   }
 }
 // Byte offset of 16-byte chunk `chunk` of super-block b, and the ds of 32-block j of super-block b, in
-// the superblock-minor layout (matvec.cuh sb_minor_byte; XPERM in the K-quant dots).
+// the superblock-minor layout (XPERM in the K-quant dots): the layout's one definition, matvec.cuh
+// sb_minor_byte / sb_minor_block, at element 256·b + 16·chunk and block 8·b + j.
 __device__ __forceinline__ std::size_t xperm_chunk(std::uint32_t nsb, std::uint32_t b, std::uint32_t chunk) {
-  return static_cast<std::size_t>(chunk) * nsb * 16 + b * 16;
+  return sb_minor_byte(256 * b + 16 * chunk, nsb);
 }
 __device__ __forceinline__ float4 xperm_ds(const matvec_x& x, std::uint32_t c, std::uint32_t nsb, std::uint32_t b,
                                            std::uint32_t j) {
-  return __ldg(x.ds + static_cast<std::size_t>(c) * x.ld_ds + j * nsb + b);
+  return __ldg(x.ds + static_cast<std::size_t>(c) * x.ld_ds + sb_minor_block(8 * b + j, nsb));
 }
 // d_hi·ih + d_lo·il: the float part of a two-level dot product with integer sums ih (Σw·q_hi), il (Σw·q_lo).
 template <bool HI_ONLY = false>
