@@ -376,14 +376,10 @@ bool matvec_uses_q8(ggml_type type) {
 }
 
 bool matvec_accepts_sb_minor(ggml_type type) {
-  if (type != ggml_type::q4_k && type != ggml_type::q6_k) return false;
   const mv_tuning& t = tuning();
   const int fam = t.family_of[static_cast<int>(type)] >= 0 ? t.family_of[static_cast<int>(type)] : t.family;
-  auto rows_ok = [](int r) { return r == 0 || r == 4; };
-  auto units_ok = [](int u) { return u == 0 || u == 1; };
-  return (fam < 0 || fam == 3) && t.fanout_below < 0 && rows_ok(t.fanout_task_rows) && rows_ok(t.fanout_long_task_rows) &&
-         rows_ok(t.fanout_small_task_rows) && units_ok(t.fanout_task_units) && units_ok(t.fanout_long_task_units) &&
-         t.fanout_mma != 1 && t.fanout_trace == 0 && t.fanout_evict_first != 0 && t.hi_only == 0;
+  // The fan-out family for every launch (the default for Q4_K / Q6_K at one column), then its own rule.
+  return (fam < 0 || fam == 3) && t.fanout_below < 0 && mvk::fanout_reads_sb_minor(type);
 }
 
 void matvec(std::span<const matvec_out> outs, const matvec_x& x, cudaStream_t stream) {

@@ -235,6 +235,10 @@ bool launch_stream(mv_params& p, bool pdl, cudaStream_t stream);
 // (the caller falls back).
 template <ggml_type T, bool SWIGLU>
 bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream);
+// Whether the fan-out launches of `type` read superblock-minor activations under the current tuning
+// (four-row one-unit tasks in every row class, no flag that has no such instantiation): matvec.cu's
+// matvec_accepts_sb_minor adds the family choice.
+bool fanout_reads_sb_minor(model::ggml_type type);
 // set_matvec_trace's array for the fan-out kernel (matvec_fanout.cu).
 void set_fan_trace(fan_trace_record* records);
 

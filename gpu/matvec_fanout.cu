@@ -315,6 +315,73 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
   }
 }
 
+// The instantiation of matvec_fanout_kernel a launch of task shape RT × UT takes: the one place that
+// maps the tuning tokens and x.sb_minor to the kernel's template flags (fanout_reads_sb_minor below
+// states which tunings admit superblock-minor activations). Only the default task shapes (one unit,
+// two or four rows) have the optional flags: evict-first weight loads (default; nowef off), block
+// timelines (ftrace, with evict-first loads), narrow blocks (Q4_K four-row tasks in blocks of ≤ 128
+// threads with evict-first loads; nonarrow off), single-level activations (hionly, Q4_K / Q6_K / Q8_0
+// with evict-first loads, not with ftrace) and superblock-minor activations (Q4_K / Q6_K four-row tasks).
+struct fan_flags {
+  bool evict_first = false, trace = false, narrow = false, hi_only = false, xperm = false;
+};
+template <ggml_type T, int RT, int UT>
+fan_flags fan_flags_for(const mv_tuning& t, std::uint32_t threads, bool sb_minor) {
+  constexpr bool default_shape = UT == 1 && (RT == 4 || RT == 2);
+  constexpr bool k_quant_rows4 = UT == 1 && RT == 4 && (T == ggml_type::q4_k || T == ggml_type::q6_k);
+  constexpr bool has_hi_only = T == ggml_type::q4_k || T == ggml_type::q6_k || T == ggml_type::q8_0;
+  fan_flags f;
+  if (sb_minor) {
+    if (!k_quant_rows4)
+      throw gpu_error(gpu_error_code::invalid_argument, "matvec: superblock-minor activations outside the default Q4_K/Q6_K fan-out shape");
+    f.evict_first = f.xperm = true;
+  } else if (default_shape) {
+    f.trace = t.fanout_trace == 1;
+    f.evict_first = t.fanout_evict_first != 0 || f.trace;
+    f.hi_only = has_hi_only && t.hi_only == 1 && t.fanout_evict_first != 0 && !f.trace;
+  }
+  f.narrow = RT == 4 && UT == 1 && T == ggml_type::q4_k && t.fanout_narrow != 0 && t.fanout_evict_first != 0 &&
+             threads <= static_cast<std::uint32_t>(k_fan_narrow_threads);
+  return f;
+}
+using fan_kernel_t = void (*)(mv_params, fan_geometry);
+template <ggml_type T, bool SWIGLU, int RT, int UT>
+fan_kernel_t fan_kernel(const fan_flags& f) {
+  if constexpr (UT == 1 && (RT == 4 || RT == 2)) {
+    constexpr int N = k_fan_narrow_blocks;
+    constexpr bool narrow_ok = RT == 4 && T == ggml_type::q4_k;
+    if constexpr (RT == 4 && (T == ggml_type::q4_k || T == ggml_type::q6_k)) {
+      if (f.xperm) {
+        if constexpr (narrow_ok) {
+          if (f.narrow) return matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, N, false, true>;
+        }
+        return matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, 0, false, true>;
+      }
+    }
+    if constexpr (T == ggml_type::q4_k || T == ggml_type::q6_k || T == ggml_type::q8_0) {
+      if (f.hi_only) {
+        if constexpr (narrow_ok) {
+          if (f.narrow) return matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, N, true>;
+        }
+        return matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, 0, true>;
+      }
+    }
+    if (f.trace) {
+      if constexpr (narrow_ok) {
+        if (f.narrow) return matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true, N>;
+      }
+      return matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true>;
+    }
+    if (f.evict_first) {
+      if constexpr (narrow_ok) {
+        if (f.narrow) return matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, N>;
+      }
+      return matvec_fanout_kernel<T, SWIGLU, RT, UT, true>;
+    }
+  }
+  return matvec_fanout_kernel<T, SWIGLU, RT, UT>;
+}
+
 // The block shape of a fan-out launch: rows per block (block_rows rounded down to a multiple of `step`,
 // at least `step`, lowered until the block's shared memory, smem_of(rows), is at most `limit`; 0 when
 // not even `step` rows fit), its shared-memory bytes and the grid size; sets the segments' first
@@ -361,40 +428,7 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
   // Trimmed: a block whose tasks fit in one round gets as many warps as they need (no idle warp
   // holding registers that another block could use).
   const std::uint32_t threads = trim ? std::min<std::uint32_t>(k_fan_threads, (g.tasks + 31) / 32 * 32) : k_fan_threads;
-  auto kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT>;
-  if constexpr (UT == 1 && (RT == 4 || RT == 2)) {  // the default task shapes
-    if (tuning().fanout_evict_first != 0) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true>;
-    if (tuning().fanout_trace == 1) kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true>;
-    if constexpr (RT == 4 && T == ggml_type::q4_k) {
-      // Narrow (by default; nonarrow switches it off, nowef as well): not the 256-thread long-row blocks.
-      const bool narrow = tuning().fanout_narrow != 0 && tuning().fanout_evict_first != 0 && threads <= k_fan_narrow_threads;
-      if (narrow)
-        kernel = tuning().fanout_trace == 1 ? matvec_fanout_kernel<T, SWIGLU, RT, UT, true, true, k_fan_narrow_blocks>
-                                            : matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, k_fan_narrow_blocks>;
-    }
-  }
-  if constexpr (UT == 1 && (RT == 4 || RT == 2) &&
-                (T == ggml_type::q4_k || T == ggml_type::q6_k || T == ggml_type::q8_0)) {
-    if (tuning().hi_only == 1 && tuning().fanout_evict_first != 0 && tuning().fanout_trace != 1) {
-      kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, 0, true>;
-      if constexpr (RT == 4 && T == ggml_type::q4_k) {
-        if (tuning().fanout_narrow != 0 && threads <= k_fan_narrow_threads)
-          kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, k_fan_narrow_blocks, true>;
-      }
-    }
-  }
-  if (p.x.sb_minor) {
-    // matvec_accepts_sb_minor admits only the default task shape of Q4_K / Q6_K here.
-    if constexpr (UT == 1 && RT == 4 && (T == ggml_type::q4_k || T == ggml_type::q6_k)) {
-      kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, 0, false, true>;
-      if constexpr (T == ggml_type::q4_k) {
-        if (tuning().fanout_narrow != 0 && threads <= k_fan_narrow_threads)
-          kernel = matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, k_fan_narrow_blocks, false, true>;
-      }
-    } else {
-      throw gpu_error(gpu_error_code::invalid_argument, "matvec: superblock-minor activations outside the default Q4_K/Q6_K fan-out shape");
-    }
-  }
+  const auto kernel = fan_kernel<T, SWIGLU, RT, UT>(fan_flags_for<T, RT, UT>(tuning(), threads, p.x.sb_minor));
   launch_maybe_pdl_shared(kernel, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
   return true;
 }
@@ -582,7 +616,44 @@ constexpr int default_long_block_rows() {
   return T == ggml_type::q4_k || T == ggml_type::q6_k ? 16 : k_default_block_rows;
 }
 
+// The task shape (rows, units per task) of a one-column launch of T under the tuning, for rows of the
+// long (K ≥ k_fan_long_k) and / or small (≤ k_fan_small_weights weights a launch) class: the types
+// without tuned defaults take two rows × one unit; four-row tasks take one unit.
+struct fan_task_shape {
+  int rt, ut;
+};
+template <ggml_type T>
+fan_task_shape fan_task_shape_for(const mv_tuning& t, bool long_rows, bool small) {
+  if constexpr (!tunable<T>()) {
+    return {2, 1};
+  } else {
+    int rt = t.fanout_task_rows ? t.fanout_task_rows : default_task_rows<T>();
+    if (long_rows && t.fanout_long_task_rows) rt = t.fanout_long_task_rows;
+    if (small && t.fanout_small_task_rows) rt = t.fanout_small_task_rows;
+    int ut = t.fanout_task_units ? t.fanout_task_units : 1;
+    if (long_rows && t.fanout_long_task_units) ut = t.fanout_long_task_units;
+    if (rt != 4 && rt != 1) rt = 2;
+    if (rt == 4 || (ut != 4 && ut != 2)) ut = 1;
+    return {rt, ut};
+  }
+}
+
 }  // namespace
+
+bool fanout_reads_sb_minor(ggml_type type) {
+  const mv_tuning& t = tuning();
+  // The flags fan_flags_for would give the kernel beside superblock-minor activations, and the mma kernel.
+  if (t.fanout_mma == 1 || t.fanout_trace == 1 || t.fanout_evict_first == 0 || t.hi_only == 1) return false;
+  auto four_rows = [&](auto shape_for) {
+    for (const bool long_rows : {false, true})
+      for (const bool small : {false, true})
+        if (shape_for(t, long_rows, small).rt != 4) return false;
+    return true;
+  };
+  if (type == ggml_type::q4_k) return four_rows(fan_task_shape_for<ggml_type::q4_k>);
+  if (type == ggml_type::q6_k) return four_rows(fan_task_shape_for<ggml_type::q6_k>);
+  return false;
+}
 
 template <ggml_type T, bool SWIGLU>
 bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
@@ -603,20 +674,13 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
   if constexpr (T == ggml_type::q4_k) {
     if (t.fanout_mma == 1) return launch_q4k_mma<SWIGLU>(p, pdl, stream, std::max(rows, static_cast<int>(k_mma_rows)));
   }
-  if constexpr (tunable<T>()) {
-    using launcher = bool (*)(mv_params&, bool, cudaStream_t, int, bool);
-    int rt = t.fanout_task_rows ? t.fanout_task_rows : default_task_rows<T>();
-    if (long_rows && t.fanout_long_task_rows) rt = t.fanout_long_task_rows;
-    if (small && t.fanout_small_task_rows) rt = t.fanout_small_task_rows;
-    int ut = t.fanout_task_units ? t.fanout_task_units : 1;
-    if (long_rows && t.fanout_long_task_units) ut = t.fanout_long_task_units;
-    const launcher chosen =
-        rt == 4   ? launch_rt<T, SWIGLU, 4, 1>
-        : rt == 1 ? (ut == 4 ? launch_rt<T, SWIGLU, 1, 4> : ut == 2 ? launch_rt<T, SWIGLU, 1, 2> : launch_rt<T, SWIGLU, 1, 1>)
-                  : (ut == 4 ? launch_rt<T, SWIGLU, 2, 4> : ut == 2 ? launch_rt<T, SWIGLU, 2, 2> : launch_rt<T, SWIGLU, 2, 1>);
-    return chosen(p, pdl, stream, rows, trim);
-  }
-  return launch_rt<T, SWIGLU, 2, 1>(p, pdl, stream, rows, trim);
+  using launcher = bool (*)(mv_params&, bool, cudaStream_t, int, bool);
+  const fan_task_shape sh = fan_task_shape_for<T>(t, long_rows, small);
+  const launcher chosen =
+      sh.rt == 4   ? launch_rt<T, SWIGLU, 4, 1>
+      : sh.rt == 1 ? (sh.ut == 4 ? launch_rt<T, SWIGLU, 1, 4> : sh.ut == 2 ? launch_rt<T, SWIGLU, 1, 2> : launch_rt<T, SWIGLU, 1, 1>)
+                   : (sh.ut == 4 ? launch_rt<T, SWIGLU, 2, 4> : sh.ut == 2 ? launch_rt<T, SWIGLU, 2, 2> : launch_rt<T, SWIGLU, 2, 1>);
+  return chosen(p, pdl, stream, rows, trim);
 }
 
 WORKER_MATVEC_LAUNCHERS(bool, launch_fanout)
