@@ -204,8 +204,9 @@ TEST_CASE("RMSNorm with residual matches cpu::rmsnorm and writes fp16 and int8 c
 }
 
 // The superblock-minor layout (matvec.cuh sb_minor_byte) holds the standard layout's bytes and ds,
-// permuted: RMSNorm (sliced rows and, with a residual, whole rows) and quantize_q8 write the same values.
-TEST_CASE("RMSNorm and quantize_q8 write the superblock-minor layout as the standard one permuted", "[kernels]") {
+// permuted: RMSNorm (sliced rows and, with a residual, whole rows), quantize_q8 and the attention (28
+// heads of 128: 14 super-blocks, the Qwen2.5-7B output projection's input) write the same values.
+TEST_CASE("RMSNorm, quantize_q8 and the attention write the superblock-minor layout as the standard one permuted", "[kernels]") {
   auto same_permuted = [](std::uint32_t k, const std::vector<std::int8_t>& q, const std::vector<std::int8_t>& qlo,
                           const std::vector<float4>& ds, const std::vector<std::int8_t>& pq,
                           const std::vector<std::int8_t>& pqlo, const std::vector<float4>& pds) {
@@ -249,6 +250,41 @@ TEST_CASE("RMSNorm and quantize_q8 write the superblock-minor layout as the stan
     const auto [q, qlo, ds] = run(false);
     const auto [pq, pqlo, pds] = run(true);
     CHECK(same_permuted(k, q, qlo, ds, pq, pqlo, pds) == 0);
+  }
+  {
+    INFO("attention, 28 / 4 heads of 128, 257 keys");
+    const std::uint32_t nh = 28, nkv = 4, hd = 128, len = 257, qd = nh * hd, cap = len + 3;
+    std::vector<__half> cache(kv_seq_elems({1, nkv, hd}, cap));
+    const auto kv = random_normal(cache.size(), 31);
+    for (std::size_t i = 0; i < cache.size(); ++i) cache[i] = to_half(model::fp32_to_fp16(kv[i]));
+    const auto q = random_normal(qd, 33);
+    device_buffer<__half> dc(cache);
+    std::vector<kv_seq_desc> seqs(1);
+    seqs[0].base = dc.get();
+    seqs[0].capacity = static_cast<std::int32_t>(cap);
+    device_buffer<kv_seq_desc> dseq(seqs);
+    device_buffer<std::int32_t> dqs(std::vector<std::int32_t>{0}), dpos(std::vector<std::int32_t>{static_cast<std::int32_t>(len - 1)});
+    device_buffer<float> dq(q);
+    const std::uint32_t splits = attn_splits_for(cap, k_attn_split_decode);
+    device_buffer<float> po(std::size_t{nh} * splits * hd), out(qd);
+    device_buffer<float2> pml(std::size_t{nh} * splits);
+    auto run = [&](bool sb_minor) {
+      device_buffer<std::int8_t> q8(qd), q8lo(qd);
+      device_buffer<float4> ds(qd / 32);
+      attention_args a = attention_inputs({nh, nkv, hd, 0, 1, k_attn_split_decode, splits}, dq.get(), dseq.get(), dqs.get(),
+                                          dpos.get(), po.get(), pml.get(), out.get());
+      a.out_q8 = q8.get();
+      a.out_q8_lo = q8lo.get();
+      a.ld_q8 = qd;
+      a.out_ds = ds.get();
+      a.ld_ds = qd / 32;
+      a.q8_sb_minor = sb_minor;
+      attention(a, nullptr);
+      return std::tuple{q8.download(), q8lo.download(), ds.download()};
+    };
+    const auto [q8s, q8los, dss] = run(false);
+    const auto [pq, pqlo, pds] = run(true);
+    CHECK(same_permuted(qd, q8s, q8los, dss, pq, pqlo, pds) == 0);
   }
   // Rejected where the layout is not defined: several rows, or a dimension not a multiple of 256.
   device_buffer<float> dx(std::vector<float>(64 * 2, 1.0f));
