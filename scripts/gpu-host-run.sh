@@ -190,14 +190,15 @@ if [[ $ncu_detail -eq 1 ]] && command -v ncu >/dev/null; then
     # Prefill of 16 tokens runs GEMMs, not matvecs; the first matvecs are the prefill's last-row output
     # projection and then decode step 1: skip into the middle of step 1 (layer 10 or so). The metrics:
     # sectors L1 asked L2 for against the bytes L2 read from DRAM (a weight sector requested twice —
-    # two 16-byte halves from two instructions — shows as L2 sectors > DRAM sectors).
+    # two 16-byte halves from two instructions — shows as L2 sectors > DRAM sectors). The stall metrics:
+    # every reason's average cycles per issued instruction (the WarpStateStats rules name only the top one).
     ncu --clock-control none --cache-control none --kernel-name regex:matvec --launch-skip 40 --launch-count 5 \
       --section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
-      --section LaunchStats --section SchedulerStats \
-      --metrics dram__sectors_read.sum,lts__t_sectors_srcunit_tex_op_read.sum,lts__t_sector_op_read_hit_rate.pct,l1tex__t_sectors_pipe_lsu_mem_global_op_ld.sum,l1tex__t_sector_pipe_lsu_mem_global_op_ld_hit_rate.pct,l1tex__t_requests_pipe_lsu_mem_global_op_ld.sum \
+      --section LaunchStats --section SchedulerStats --section InstructionStats \
+      --metrics dram__sectors_read.sum,lts__t_sectors_srcunit_tex_op_read.sum,lts__t_sector_op_read_hit_rate.pct,l1tex__t_sectors_pipe_lsu_mem_global_op_ld.sum,l1tex__t_sector_pipe_lsu_mem_global_op_ld_hit_rate.pct,l1tex__t_requests_pipe_lsu_mem_global_op_ld.sum,regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,smsp__inst_executed.sum,smsp__cycles_active.avg \
       "$bundle/bin/worker-orcd" bench --model "$pf" --device cuda:0 --prompt-tokens 16 \
       --gen-tokens 2 --batch 1 --no-graphs --matvec-variant "$ncu_variant" >"$out/ncu-detail-$pm.txt" 2>>"$out/bench.log"
-    grep -E "matvec_|Duration|DRAM Throughput|Memory Throughput|L2 Cache Throughput|Achieved Occupancy|Registers Per|Issued Warp|No Eligible|Active Warps Per|Warp Cycles Per Issued|L1/TEX Hit|dram__sectors|lts__t_sector|l1tex__t_|cycles being stalled|operation\. Find|of the total average of" \
+    grep -E "matvec_|issue_stalled_(long_scoreboard|short_scoreboard|wait|math_pipe_throttle|mio_throttle|lg_throttle|not_selected|selected|dispatch_stall|no_instruction|barrier|branch_resolving)_|inst_executed.sum|Duration|DRAM Throughput|Memory Throughput|L2 Cache Throughput|Achieved Occupancy|Registers Per|Issued Warp|No Eligible|Active Warps Per|Warp Cycles Per Issued|L1/TEX Hit|dram__sectors|lts__t_sector|l1tex__t_|cycles being stalled|operation\. Find|of the total average of" \
       "$out/ncu-detail-$pm.txt" | cut -c1-150 | tee -a "$summary"
   done
 fi
