@@ -218,6 +218,12 @@ TEST_CASE("RMSNorm, quantize_q8 and the attention write the superblock-minor lay
     for (std::uint32_t j = 0; j < k / 32; ++j) bad += std::memcmp(&pds[sb_minor_block(j, nsb)], &ds[j], sizeof(float4)) != 0;
     return bad;
   };
+  // run(sb_minor) → (q8, q8_lo, ds) of one writer: mismatches between its two layouts.
+  auto permuted_mismatches = [&](std::uint32_t k, auto run) {
+    const auto [q, qlo, ds] = run(false);
+    const auto [pq, pqlo, pds] = run(true);
+    return same_permuted(k, q, qlo, ds, pq, pqlo, pds);
+  };
   for (const std::uint32_t dim : {256u, 3584u, 8192u}) {
     for (const bool with_delta : {false, true}) {
       INFO("RMSNorm dim " << dim << (with_delta ? " with residual" : ""));
@@ -232,9 +238,7 @@ TEST_CASE("RMSNorm, quantize_q8 and the attention write the superblock-minor lay
         rmsnorm_fused(a, nullptr);
         return std::tuple{q8.download(), q8lo.download(), ds.download()};
       };
-      const auto [q, qlo, ds] = run(false);
-      const auto [pq, pqlo, pds] = run(true);
-      CHECK(same_permuted(dim, q, qlo, ds, pq, pqlo, pds) == 0);
+      CHECK(permuted_mismatches(dim, run) == 0);
     }
   }
   for (const std::uint32_t k : {256u, 3584u, 18944u}) {
@@ -247,9 +251,7 @@ TEST_CASE("RMSNorm, quantize_q8 and the attention write the superblock-minor lay
       quantize_q8(dx.get(), k, k, 1, q8.get(), q8lo.get(), k, ds.get(), k / 32, nullptr, false, false, sb_minor);
       return std::tuple{q8.download(), q8lo.download(), ds.download()};
     };
-    const auto [q, qlo, ds] = run(false);
-    const auto [pq, pqlo, pds] = run(true);
-    CHECK(same_permuted(k, q, qlo, ds, pq, pqlo, pds) == 0);
+    CHECK(permuted_mismatches(k, run) == 0);
   }
   {
     INFO("attention, 28 / 4 heads of 128, 257 keys");
@@ -282,9 +284,7 @@ TEST_CASE("RMSNorm, quantize_q8 and the attention write the superblock-minor lay
       attention(a, nullptr);
       return std::tuple{q8.download(), q8lo.download(), ds.download()};
     };
-    const auto [q8s, q8los, dss] = run(false);
-    const auto [pq, pqlo, pds] = run(true);
-    CHECK(same_permuted(qd, q8s, q8los, dss, pq, pqlo, pds) == 0);
+    CHECK(permuted_mismatches(qd, run) == 0);
   }
   // Rejected where the layout is not defined: several rows, or a dimension not a multiple of 256.
   device_buffer<float> dx(std::vector<float>(64 * 2, 1.0f));
