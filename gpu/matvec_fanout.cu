@@ -674,13 +674,17 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
   if constexpr (T == ggml_type::q4_k) {
     if (t.fanout_mma == 1) return launch_q4k_mma<SWIGLU>(p, pdl, stream, std::max(rows, static_cast<int>(k_mma_rows)));
   }
-  using launcher = bool (*)(mv_params&, bool, cudaStream_t, int, bool);
-  const fan_task_shape sh = fan_task_shape_for<T>(t, long_rows, small);
-  const launcher chosen =
-      sh.rt == 4   ? launch_rt<T, SWIGLU, 4, 1>
-      : sh.rt == 1 ? (sh.ut == 4 ? launch_rt<T, SWIGLU, 1, 4> : sh.ut == 2 ? launch_rt<T, SWIGLU, 1, 2> : launch_rt<T, SWIGLU, 1, 1>)
-                   : (sh.ut == 4 ? launch_rt<T, SWIGLU, 2, 4> : sh.ut == 2 ? launch_rt<T, SWIGLU, 2, 2> : launch_rt<T, SWIGLU, 2, 1>);
-  return chosen(p, pdl, stream, rows, trim);
+  if constexpr (!tunable<T>()) {
+    return launch_rt<T, SWIGLU, 2, 1>(p, pdl, stream, rows, trim);  // the only shape instantiated for T
+  } else {
+    using launcher = bool (*)(mv_params&, bool, cudaStream_t, int, bool);
+    const fan_task_shape sh = fan_task_shape_for<T>(t, long_rows, small);
+    const launcher chosen =
+        sh.rt == 4   ? launch_rt<T, SWIGLU, 4, 1>
+        : sh.rt == 1 ? (sh.ut == 4 ? launch_rt<T, SWIGLU, 1, 4> : sh.ut == 2 ? launch_rt<T, SWIGLU, 1, 2> : launch_rt<T, SWIGLU, 1, 1>)
+                     : (sh.ut == 4 ? launch_rt<T, SWIGLU, 2, 4> : sh.ut == 2 ? launch_rt<T, SWIGLU, 2, 2> : launch_rt<T, SWIGLU, 2, 1>);
+    return chosen(p, pdl, stream, rows, trim);
+  }
 }
 
 WORKER_MATVEC_LAUNCHERS(bool, launch_fanout)
