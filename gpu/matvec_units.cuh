@@ -25,13 +25,14 @@ using blocks::ld16;
 
 __device__ __forceinline__ int dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
 
-// n as a float, for |n| < 2^22 (every integer the unit dots convert: scales, exact dp4a sums): the
-// bits of 1.5·2^23 + n read as a float, minus 1.5·2^23 — an integer add and a float subtract, both
-// full-rate, in place of I2F, which issues at an eighth of their rate on sm_80/sm_90 (16 per SM and
-// clock). Both are exact here, so the result is the bits of static_cast<float>(n).
-__device__ __forceinline__ float small_int_to_float(int n) {
-  return __fsub_rn(__int_as_float(0x4B400000 + n), 12582912.0f);
-}
+// n as a float, for the small integers the unit dots convert (scales, exact dp4a sums, |n| < 2^22):
+// one I2F, exact. Session 13 replaced it by the bits of 1.5·2^23 + n read as a float minus 1.5·2^23
+// (an integer add and a float subtract, full-rate, where I2F issues at 16 per SM and clock) — the
+// same bits, two instructions. Measured against each other in one run (H200 S15-9, two binaries
+// differing only here): equal at batch 1 (Q4_K_M 490.4 / 487.4 vs 490.4, Q8_0 416.2 / 415.7 vs
+// 415.2 tok/s), I2F ahead at batch 16, where the multi-column kernels are compute-bound (Q4_K_M
+// 739.5 / 740.3 vs 730.8, Q8_0 950.1 / 948.2 vs 928.9) and batch 4 (Q8_0 785.9 / 785.8 vs 781.9).
+__device__ __forceinline__ float small_int_to_float(int n) { return __int2float_rn(n); }
 
 // 6-bit scales and mins of sub-blocks 2c and 2c+1 (c = 0..3) of a Q4_K/Q5_K super-block whose header
 // (d, dmin, 12 scale bytes s) is hd. The layout (model-facts.md): for j < 4 sc = s[j] & 63,
