@@ -22,6 +22,9 @@
 # matching grid.x == G) to time the decode graph with those kernel nodes disabled
 # (WORKER_ORCD_GRAPH_DISABLE: what they cost on the critical path; the tokens are garbage; nodes of
 # cluster launches cannot be disabled); a table of decode tokens/s per variant ends the summary.
+# --base-binary FILE (a worker-orcd built from other code, optionally .xz): bench variants written
+# base:VARIANT run with it instead of the bundle's, so two builds alternate in one run on one card
+# (e.g. --bench-variants "default base:default default base:default").
 # --full-test runs gpu_engine_full_test (CPU vs CUDA engine on the generated 7B files) after the bench;
 # --profile times every kernel of one decode step of the Q4_K_M model (--profile-model: another of the
 # benchmarked files) with ncu (one replay per kernel). Slow: on the H200 in session 12 (run S12-9) its
@@ -42,6 +45,7 @@ skip_bench=0
 test_re='.'
 models="q4_k_m q8_0 f16"
 full_test=0
+base_bin=""
 profile=0
 ncu_detail=0
 variants=default
@@ -58,6 +62,7 @@ while [[ $# -gt 0 ]]; do
     --tests) test_re=$2; shift 2 ;;
     --bench-models) models=$2; shift 2 ;;
     --full-test) full_test=1; shift ;;
+    --base-binary) base_bin=$2; shift 2 ;;
     --profile) profile=1; shift ;;
     --ncu-detail) ncu_detail=1; shift ;;
     --bench-variants) variants=$2; shift 2 ;;
@@ -107,6 +112,12 @@ fi
 
 if [[ $skip_bench -eq 0 && -x $bundle/bin/worker-orcd && -n $tok_xz ]]; then
   say "== synthetic models + bench"
+  base_exe=""
+  if [[ -n $base_bin ]]; then
+    base_exe=/tmp/worker-orcd-base
+    if [[ $base_bin == *.xz ]]; then xz -dc "$base_bin" >"$base_exe"; else cp "$base_bin" "$base_exe"; fi
+    chmod +x "$base_exe"
+  fi
   for m in $models; do
     f=/tmp/qwen2.5-7b-$m.gguf
     if [[ ! -f $f ]]; then
@@ -116,14 +127,19 @@ if [[ $skip_bench -eq 0 && -x $bundle/bin/worker-orcd && -n $tok_xz ]]; then
       say "synth $m: $(( $(date +%s) - start ))s, $(du -h "$f" | cut -f1)"
     fi
     for v in $variants; do
+      bin="$bundle/bin/worker-orcd"
+      if [[ $v == base:* ]]; then
+        [[ -n $base_exe ]] || { say "variant $v: no --base-binary"; status=1; continue; }
+        bin=$base_exe
+      fi
       # fuse-TOKEN goes to WORKER_ORCD_DECODE_FUSE, off-PAT to WORKER_ORCD_GRAPH_DISABLE (timing
       # without those kernels: garbage tokens), the rest to --matvec-variant.
-      spec=$(echo "$v" | tr ',' '\n' | grep -v -e '^fuse-' -e '^off-' -e '^default$' | paste -sd, -)
-      fuse=$(echo "$v" | tr ',' '\n' | grep '^fuse-' | sed 's/^fuse-//' | paste -sd, -)
-      off=$(echo "$v" | tr ',' '\n' | grep '^off-' | sed 's/^off-//' | paste -sd, -)
+      spec=$(echo "${v#base:}" | tr ',' '\n' | grep -v -e '^fuse-' -e '^off-' -e '^default$' | paste -sd, -)
+      fuse=$(echo "${v#base:}" | tr ',' '\n' | grep '^fuse-' | sed 's/^fuse-//' | paste -sd, -)
+      off=$(echo "${v#base:}" | tr ',' '\n' | grep '^off-' | sed 's/^off-//' | paste -sd, -)
       echo "== $m variant $v" >>"$out/bench.log"
       WORKER_ORCD_GRAPH_DISABLE=$off WORKER_ORCD_DECODE_FUSE=$fuse \
-        "$bundle/bin/worker-orcd" bench --model "$f" --device cuda:0 --prompt-tokens 512 \
+        "$bin" bench --model "$f" --device cuda:0 --prompt-tokens 512 \
         --gen-tokens "$gen_tokens" --batch "$bench_batch" --matvec-variant "$spec" --json 2>>"$out/bench.log" \
         | sed "s/^{/{\"variant\":\"$v\",/" >>"$out/bench.json" || { say "bench $m $v failed"; status=1; }
     done
