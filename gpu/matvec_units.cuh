@@ -43,11 +43,14 @@ __device__ __forceinline__ void k4_sc_m_pair(const uint4& hd, std::uint32_t c, i
   const std::uint32_t w0 = hd.y, w1 = hd.z, w2 = hd.w;  // scale bytes 0..3, 4..7, 8..11
   const std::uint32_t sc = c < 2 ? (w0 & 0x3F3F3F3Fu) : ((w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u));
   const std::uint32_t mn = c < 2 ? (w1 & 0x3F3F3F3Fu) : (((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u));
-  const std::uint32_t shift = 16 * (c & 1);  // sub-blocks 2c, 2c+1 are bytes 2(c&1), 2(c&1)+1 of the word
-  sc0 = static_cast<int>((sc >> shift) & 0xFF);
-  sc1 = static_cast<int>((sc >> (shift + 8)) & 0xFF);
-  m0 = static_cast<int>((mn >> shift) & 0xFF);
-  m1 = static_cast<int>((mn >> (shift + 8)) & 0xFF);
+  // Sub-blocks 2c, 2c+1 are bytes 2(c&1), 2(c&1)+1 of the word, each picked out zero-extended by one
+  // byte permute (selector 0x444k: byte k, then three bytes of the zero operand) instead of a shift and
+  // a mask.
+  const std::uint32_t sel0 = 0x4440u | (2 * (c & 1)), sel1 = sel0 + 1;
+  sc0 = static_cast<int>(__byte_perm(sc, 0, sel0));
+  sc1 = static_cast<int>(__byte_perm(sc, 0, sel1));
+  m0 = static_cast<int>(__byte_perm(mn, 0, sel0));
+  m1 = static_cast<int>(__byte_perm(mn, 0, sel1));
 }
 // d·sc and dmin·m of sub-blocks 2c and 2c+1 from a Q4_K/Q5_K super-block header hd (d, dmin as fp16).
 __device__ __forceinline__ void k_scales(const uint4& hd, std::uint32_t c, float& dsc_lo, float& dsc_hi, float& dm_lo,
@@ -155,6 +158,8 @@ struct unit<ggml_type::q4_k> {
   struct x_t { x16 a[2], b[2]; float4 ds_a, ds_b; };  // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles)
   static constexpr int pieces = 3;  // header (d, dmin, scales), qs bytes 0..15 and 16..31 of the chunk
   struct small_t {};
+  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
+  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols / 256 * 144; }
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::uint32_t b = u >> 2, c = u & 3;
     const std::uint8_t* blk = reinterpret_cast<const std::uint8_t*>(w.qs) +
@@ -269,6 +274,8 @@ struct unit<ggml_type::q5_k> {
   struct x_t { x16 a, b; float4 ds_a, ds_b; };  // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles)
   static constexpr int pieces = 3;  // header, 16 qh bytes, 16 qs bytes
   struct small_t {};
+  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
+  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols / 256 * 176; }
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::uint32_t b = u >> 3, c = (u >> 1) & 3, h = u & 1;
     const std::uint8_t* blk = reinterpret_cast<const std::uint8_t*>(w.qs) +
@@ -327,6 +334,8 @@ struct unit<ggml_type::q6_k> {
   struct x_t { x16 q[4]; float dh[4], dl[4]; int off_h[4], off_l[4]; };
   static constexpr int pieces = 3;  // ql, ql, qh
   struct small_t { uint2 sc8; std::uint16_t d; };
+  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
+  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols / 256 * 192; }
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::uint32_t b = u >> 2, n = (u >> 1) & 1, h = u & 1;
     const std::size_t blk_index = static_cast<std::size_t>(row) * (w.cols / 256) + b;
@@ -459,6 +468,8 @@ struct unit<ggml_type::q8_0> {
   struct x_t { x16 a, b; float4 ds; };
   static constexpr int pieces = 2;
   struct small_t { std::uint16_t d; };
+  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
+  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols / 32 * 32; }
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / 32) + u;
     p[0] = w.qs + bi * 32;
@@ -506,6 +517,8 @@ struct unit<ggml_type::q4_0> {
   struct x_t { x16 a, b; float4 ds; };
   static constexpr int pieces = 1;
   struct small_t { std::uint16_t d; };
+  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
+  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols / 32 * 16; }
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / 32) + u) * 16;
   }
@@ -557,6 +570,8 @@ struct unit<ggml_type::q5_0> {
   using x_t = unit<ggml_type::q4_0>::x_t;
   static constexpr int pieces = 1;
   struct small_t { std::uint32_t qh; std::uint16_t d; };
+  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
+  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols / 32 * 16; }
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / 32) + u) * 16;
   }
@@ -589,6 +604,8 @@ struct float_unit {
   struct x_t { float v[per]; };
   static constexpr int pieces = 1;
   struct small_t {};
+  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
+  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols * (T == ggml_type::f32 ? 4u : 2u); }
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::size_t e = static_cast<std::size_t>(row) * w.cols + static_cast<std::size_t>(u) * per;
     p[0] = w.qs + e * (T == ggml_type::f32 ? 4 : 2);
