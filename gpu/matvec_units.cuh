@@ -87,16 +87,18 @@ __device__ __forceinline__ void load_x16(const matvec_x& x, std::size_t off, x16
     o.l[0] = static_cast<int>(b.x); o.l[1] = static_cast<int>(b.y); o.l[2] = static_cast<int>(b.z); o.l[3] = static_cast<int>(b.w);
   }
 }
-// Byte offset of 16-byte chunk `chunk` of super-block b, and the ds of 32-block j of super-block b, in
-// the superblock-minor layout (XPERM in the K-quant dots): the layout's one definition, matvec.cuh
-// sb_minor_byte / sb_minor_block, at element 256·b + 16·chunk and block 8·b + j.
+// Byte offset of 16-byte chunk `chunk` of super-block b in the superblock-minor layout (XPERM in the
+// K-quant dots): the layout's one definition, matvec.cuh sb_minor_byte, at element 256·b + 16·chunk;
+// the ds of block 8·b + j are at sb_minor_block(8·b + j, nsb).
 __device__ __forceinline__ std::size_t xperm_chunk(std::uint32_t nsb, std::uint32_t b, std::uint32_t chunk) {
   return sb_minor_byte(256 * b + 16 * chunk, nsb);
 }
-__device__ __forceinline__ float4 xperm_ds(const matvec_x& x, std::uint32_t c, std::uint32_t nsb, std::uint32_t b,
-                                           std::uint32_t j) {
-  return __ldg(x.ds + static_cast<std::size_t>(c) * x.ld_ds + sb_minor_block(8 * b + j, nsb));
-}
+// Within one super-block the layout is linear in the chunk and block index: chunk i + k lies
+// k·xperm_chunk_step(nsb) bytes after chunk i, block j + k k·xperm_ds_step(nsb) ds after block j. The
+// dots address a unit's first chunk / block once and the others by these steps (fewer instructions
+// than the layout formula per chunk: SASS of the Q4_K / Q6_K kernels, session 16).
+__device__ __forceinline__ std::uint32_t xperm_chunk_step(std::uint32_t nsb) { return sb_minor_byte(16, nsb); }
+__device__ __forceinline__ std::uint32_t xperm_ds_step(std::uint32_t nsb) { return sb_minor_block(1, nsb); }
 // d_hi·ih + d_lo·il: the float part of a two-level dot product with integer sums ih (Σw·q_hi), il (Σw·q_lo).
 template <bool HI_ONLY = false>
 __device__ __forceinline__ float two_level(float dh, float dl, int ih, int il) {
@@ -220,9 +222,9 @@ struct unit<ggml_type::q4_k> {
     const std::uint32_t c = u & 3, qb = (u >> 2) * 8 + 2 * c;
     const std::size_t base = xq_off(x, col);
     // Byte offset of the unit's activation chunk k (sub-block 2c: 0, 1; 2c + 1: 2, 3).
-    auto chunk = [&](std::uint32_t k) -> std::size_t {
-      return XPERM ? base + xperm_chunk(nsb, u >> 2, 4 * c + k) : base + qb * 32 + 16 * k;
-    };
+    const std::size_t first = XPERM ? base + xperm_chunk(nsb, u >> 2, 4 * c) : base + qb * 32;
+    const std::uint32_t step = XPERM ? xperm_chunk_step(nsb) : 16;
+    auto chunk = [&](std::uint32_t k) -> std::size_t { return first + k * step; };
     int ih_a[R], il_a[R], ih_b[R], il_b[R];
     {
       x16 xa[2];
@@ -252,8 +254,9 @@ struct unit<ggml_type::q4_k> {
         sums32<true, HI_ONLY>(hi, xb, ih_b[i], il_b[i]);
       }
     }
-    const float4 ds_a = XPERM ? xperm_ds(x, col, nsb, u >> 2, 2 * c) : xds(x, col, qb);
-    const float4 ds_b = XPERM ? xperm_ds(x, col, nsb, u >> 2, 2 * c + 1) : xds(x, col, qb + 1);
+    const float4* ds_at = XPERM ? &x.ds[static_cast<std::size_t>(col) * x.ld_ds + sb_minor_block(8 * (u >> 2) + 2 * c, nsb)]
+                                : &x.ds[static_cast<std::size_t>(col) * x.ld_ds + qb];
+    const float4 ds_a = __ldg(ds_at), ds_b = __ldg(ds_at + (XPERM ? xperm_ds_step(nsb) : 1));
 #pragma unroll
     for (int i = 0; i < R; ++i) {
       float dsc_lo, dsc_hi, dm_lo, dm_hi;
@@ -427,15 +430,20 @@ struct unit<ggml_type::q6_k> {
                                   const small_t (&sm)[R], float (&out)[R], std::uint32_t nsb = 0) {
     const std::uint32_t b = u >> 2, n = (u >> 1) & 1, h = u & 1;
     const std::size_t base = xq_off(x, col);
+    // Group g's chunk 8n + 2g + h of super-block b (standard layout: byte (8b + 4n + g)·32 + 16h) and
+    // its ds, addressed from group 0's by the layout's steps.
+    const std::size_t first = XPERM ? base + xperm_chunk(nsb, b, 8 * n + h) : base + (b * 8 + 4 * n) * 32 + 16 * h;
+    const std::uint32_t step = XPERM ? 2 * xperm_chunk_step(nsb) : 32;
+    const float4* ds0 = XPERM ? &x.ds[static_cast<std::size_t>(col) * x.ld_ds + sb_minor_block(8 * b + 4 * n, nsb)]
+                              : &x.ds[static_cast<std::size_t>(col) * x.ld_ds + b * 8 + 4 * n];
+    const std::uint32_t ds_step = XPERM ? xperm_ds_step(nsb) : 1;
 #pragma unroll
     for (int i = 0; i < R; ++i) out[i] = 0.0f;
 #pragma unroll
     for (int g = 0; g < 4; ++g) {
-      const std::uint32_t qb = b * 8 + 4 * n + static_cast<std::uint32_t>(g);
       x16 xq;
-      // Chunk 8n + 2g + h of super-block b (standard layout: byte qb·32 + 16h).
-      load_x16<HI_ONLY>(x, XPERM ? base + xperm_chunk(nsb, b, 8 * n + 2 * g + h) : base + qb * 32 + 16 * h, xq);
-      const float4 ds = XPERM ? xperm_ds(x, col, nsb, b, 4 * n + g) : xds(x, col, qb);
+      load_x16<HI_ONLY>(x, first + static_cast<std::uint32_t>(g) * step, xq);
+      const float4 ds = __ldg(ds0 + static_cast<std::uint32_t>(g) * ds_step);
       int oh = 0, ol = 0;
       for (int k = 0; k < 4; ++k) {
         oh = dp4a(xq.h[k], static_cast<int>(0xE0E0E0E0u), oh);
