@@ -215,7 +215,7 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
     // The pieces' addresses are computed for the task's first row only; the other rows are 32-bit
     // offsets from it (row_bytes apart), which saves the 64-bit address arithmetic of RT − 1 rows
     // (SASS of the Q4_K gate + up kernel: ~70 of its ~540 instructions a task went to addresses).
-    const std::uint32_t first = min(r0, rows - 1), stride = U::row_bytes(w);
+    const std::uint32_t first = min(r0, rows - 1), stride = mv::row_bytes<U>(w);
 #pragma unroll
     for (int c = 0; c < UT; ++c) {
       const std::uint32_t u = min(tk.u0 + static_cast<std::uint32_t>(c), nunits - 1);  // clamp: result unused

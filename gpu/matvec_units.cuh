@@ -118,6 +118,13 @@ __device__ __forceinline__ float dot16(const int w[4], const x16& x, float dh, f
 template <ggml_type T>
 struct unit;
 
+// Bytes between the pieces of consecutive rows of w (every unit's pieces lie in w.qs, whose rows are
+// whole blocks of U::block_elems elements and U::block_bytes bytes).
+template <class U>
+__device__ __forceinline__ std::uint32_t row_bytes(const device_matrix& w) {
+  return w.cols / U::block_elems * U::block_bytes;
+}
+
 // Σ (unsigned bytes of a)·(signed bytes of b) + c, exact.
 __device__ __forceinline__ int dp4a_us(int a, int b, int c) {
   int d;
@@ -160,12 +167,11 @@ struct unit<ggml_type::q4_k> {
   struct x_t { x16 a[2], b[2]; float4 ds_a, ds_b; };  // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles)
   static constexpr int pieces = 3;  // header (d, dmin, scales), qs bytes 0..15 and 16..31 of the chunk
   struct small_t {};
-  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
-  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols / 256 * 144; }
+  static constexpr std::uint32_t block_elems = 256, block_bytes = 144;  // a block in w.qs
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::uint32_t b = u >> 2, c = u & 3;
     const std::uint8_t* blk = reinterpret_cast<const std::uint8_t*>(w.qs) +
-                              (static_cast<std::size_t>(row) * (w.cols / 256) + b) * 144;
+                              (static_cast<std::size_t>(row) * (w.cols / block_elems) + b) * block_bytes;
     p[0] = blk;
     p[1] = blk + 16 + 32 * c;
     p[2] = blk + 32 + 32 * c;
@@ -277,12 +283,11 @@ struct unit<ggml_type::q5_k> {
   struct x_t { x16 a, b; float4 ds_a, ds_b; };  // sub-blocks 2c (low nibbles) and 2c+1 (high nibbles)
   static constexpr int pieces = 3;  // header, 16 qh bytes, 16 qs bytes
   struct small_t {};
-  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
-  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols / 256 * 176; }
+  static constexpr std::uint32_t block_elems = 256, block_bytes = 176;  // a block in w.qs
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::uint32_t b = u >> 3, c = (u >> 1) & 3, h = u & 1;
     const std::uint8_t* blk = reinterpret_cast<const std::uint8_t*>(w.qs) +
-                              (static_cast<std::size_t>(row) * (w.cols / 256) + b) * 176;
+                              (static_cast<std::size_t>(row) * (w.cols / block_elems) + b) * block_bytes;
     p[0] = blk;
     p[1] = blk + 16 + 16 * h;
     p[2] = blk + 48 + 32 * c + 16 * h;
@@ -337,12 +342,11 @@ struct unit<ggml_type::q6_k> {
   struct x_t { x16 q[4]; float dh[4], dl[4]; int off_h[4], off_l[4]; };
   static constexpr int pieces = 3;  // ql, ql, qh
   struct small_t { uint2 sc8; std::uint16_t d; };
-  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
-  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols / 256 * 192; }
+  static constexpr std::uint32_t block_elems = 256, block_bytes = 192;  // a block's ql and qh in w.qs (split layout)
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::uint32_t b = u >> 2, n = (u >> 1) & 1, h = u & 1;
-    const std::size_t blk_index = static_cast<std::size_t>(row) * (w.cols / 256) + b;
-    const std::uint8_t* base = reinterpret_cast<const std::uint8_t*>(w.qs) + blk_index * 192;
+    const std::size_t blk_index = static_cast<std::size_t>(row) * (w.cols / block_elems) + b;
+    const std::uint8_t* base = reinterpret_cast<const std::uint8_t*>(w.qs) + blk_index * block_bytes;
     p[0] = base + 64 * n + 16 * h;
     p[1] = base + 64 * n + 32 + 16 * h;
     p[2] = base + 128 + 32 * n + 16 * h;
@@ -476,12 +480,11 @@ struct unit<ggml_type::q8_0> {
   struct x_t { x16 a, b; float4 ds; };
   static constexpr int pieces = 2;
   struct small_t { std::uint16_t d; };
-  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
-  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols / 32 * 32; }
+  static constexpr std::uint32_t block_elems = 32, block_bytes = 32;  // a block's quants in w.qs (split layout)
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
-    const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / 32) + u;
-    p[0] = w.qs + bi * 32;
-    p[1] = w.qs + bi * 32 + 16;
+    const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / block_elems) + u;
+    p[0] = w.qs + bi * block_bytes;
+    p[1] = w.qs + bi * block_bytes + 16;
   }
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
     return {__ldg(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
@@ -525,10 +528,9 @@ struct unit<ggml_type::q4_0> {
   struct x_t { x16 a, b; float4 ds; };
   static constexpr int pieces = 1;
   struct small_t { std::uint16_t d; };
-  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
-  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols / 32 * 16; }
+  static constexpr std::uint32_t block_elems = 32, block_bytes = 16;  // a block's quants in w.qs (split layout)
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
-    p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / 32) + u) * 16;
+    p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / block_elems) + u) * block_bytes;
   }
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
     return {__ldg(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
@@ -578,10 +580,9 @@ struct unit<ggml_type::q5_0> {
   using x_t = unit<ggml_type::q4_0>::x_t;
   static constexpr int pieces = 1;
   struct small_t { std::uint32_t qh; std::uint16_t d; };
-  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
-  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols / 32 * 16; }
+  static constexpr std::uint32_t block_elems = 32, block_bytes = 16;  // a block's quants in w.qs (split layout)
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
-    p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / 32) + u) * 16;
+    p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / block_elems) + u) * block_bytes;
   }
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
     const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / 32) + u;
@@ -612,11 +613,10 @@ struct float_unit {
   struct x_t { float v[per]; };
   static constexpr int pieces = 1;
   struct small_t {};
-  // Bytes between the pieces of consecutive rows (every piece lies in w.qs).
-  __device__ static std::uint32_t row_bytes(const device_matrix& w) { return w.cols * (T == ggml_type::f32 ? 4u : 2u); }
+  static constexpr std::uint32_t block_elems = 1, block_bytes = T == ggml_type::f32 ? 4 : 2;  // an element
   __device__ static void ptrs(const device_matrix& w, std::uint32_t row, std::uint32_t u, const void* p[pieces]) {
     const std::size_t e = static_cast<std::size_t>(row) * w.cols + static_cast<std::size_t>(u) * per;
-    p[0] = w.qs + e * (T == ggml_type::f32 ? 4 : 2);
+    p[0] = w.qs + e * block_bytes;
   }
   __device__ static small_t small(const device_matrix&, std::uint32_t, std::uint32_t) { return {}; }
   __device__ static void decode(const uint4 pc[pieces], small_t, std::uint32_t, w_t& o) {
