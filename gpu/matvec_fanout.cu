@@ -19,8 +19,8 @@
 // move); for Q4_K_M +1–2 % with four rows per task in trimmed blocks (−4 … −7 % with two rows), +6 %
 // with 16-row blocks for the down projection as well (session 7).
 //
-// Also here, opt-in and measured slower (bit-identical, tested): Q4_K on int8 tensor cores (fmma), see
-// its section for the numbers. (A persistent grid that streamed row groups through a shared-memory
+// Also here, opt-in and measured slower (bit-identical, tested): Q4_K on int8 tensor cores (fmma,
+// rewritten in session 17), see its section for the numbers. (A persistent grid that streamed row groups through a shared-memory
 // ring by bulk copies, fring, was slower in every shape on the H200 in session 8 — Q4_K_M 391 vs 414
 // tok/s, Q8_0 305 vs 385, F16 228 vs 242 — and was removed in session 10; a per-thread cp.async
 // double buffer for the long-row rounds, fdpipe, lost 7 / 14 / 4 % in session 13 (4 / 3 % with the
@@ -440,20 +440,31 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
 
 // --- Q4_K on int8 tensor cores (token fmma) ------------------------------------------------------
 // The integer sums of a Q4_K unit (unit<q4_k>::finish: Σq·q_hi and Σq·q_lo of its two sub-blocks) are
-// exact, so int8 mma gives the same integers as dp4a, and unit<q4_k>::finish the same floats: the
-// bits of every other family. A warp task is 16 rows × one super-block (256 weights = 4 units):
-// mma.m16n8k32 with A = the 16 rows' 4-bit weights, B = activations, where column 2t (q_hi) and 2t+1
-// (q_lo) hold sub-block 2t (low-nibble products) or 2t+1 (high nibbles) of the super-block and are zero
-// in the k-slots of other chunks. Lane (g, t) = (lane / 4, lane mod 4) loads chunk t (the 32 qs bytes
-// of sub-blocks 2t, 2t+1) of rows g and g + 8, which fills exactly its A k-slots of four mma: k-slots
-// 4t..4t+3 and 16+4t..16+4t+3 of mma m take words 2m and 2m+1 of the chunk, i.e. weights 8m..8m+7 of
-// the sub-block; the B lanes (g', t') with g' / 2 = t' supply the same activation bytes, the others
+// exact, so int8 mma gives the same integers as dp4a, and unit<q4_k>::finish the same floats; the
+// dots go to shared memory and phase 2 adds them as the fan-out kernel does: the bits of every other
+// family.
+//
+// One super-block of 16 weight rows on mma.m16n8k32: A = the rows' 4-bit weights, B = activations,
+// where column 2t (q_hi) and 2t+1 (q_lo) hold sub-block 2t (low-nibble products) or 2t+1 (high
+// nibbles) of the super-block and are zero in the k-slots of other chunks. Lane (g, t) = (lane / 4,
+// lane mod 4) loads chunk t (the 32 qs bytes of sub-blocks 2t, 2t+1) of A rows g and g + 8, which fills
+// exactly its A k-slots of four mma: k-slots 4t..4t+3 and 16+4t..16+4t+3 of mma m take words 2m and
+// 2m+1 of the chunk; the B lanes (g', t') with g' / 2 = t' supply the same activation bytes, the others
 // zeros. C then leaves in lane (g, t) the four sums of unit t of rows g and g + 8 (c0, c1: row g, hi
-// and lo; c2, c3: row g + 8), which that lane finishes and writes to dots[][] like the fan-out kernel.
-// High nibbles are multiplied in place (byte & 0xF0 as u8, 16× the nibble) and the sums shifted back.
-// Measured (H100 run S7-3): Q4_K_M 340 tok/s against 383 for the dp4a fan-out kernel — fewer bytes in
-// flight per SM (docs/performance.md, session 7) — so it is opt-in; H200 run S14-3: 410.7 / 412.3
-// against 487.8 / 487.1.
+// and lo; c2, c3: row g + 8), which that lane finishes and writes to dots[][]. High nibbles are
+// multiplied in place (byte & 0xF0 as u8, 16× the nibble) and the sums shifted back.
+//
+// A warp task is a tile of 16 A rows (16 consecutive rows; SwiGLU: 8 gate rows as A rows 0..7 and the
+// same 8 up rows as A rows 8..15) × a group of consecutive super-blocks. A warp walks the super-blocks
+// of its tasks (warp w: tasks w, w + warps, …) through a ring of k_mma_stages super-blocks in
+// registers — the weights (96 bytes a lane) and the B bytes — refilled with the next super-block, of the same task or
+// the next, as each is done, so a warp's loads run ahead across task boundaries. Session 7's version
+// (one super-block a task, its B bytes loaded when used, the task split and the addresses computed per
+// super-block) executed as many instructions per weight as the dp4a kernel: ncu (H200 S17-1, one
+// layer's gate + up) 12.3 M warp instructions against 12.7 M, 38.8 µs against 26.0 µs. This one: 9.8 M,
+// 30.0 µs (S17-4), Q4_K_M 458 against 506 tok/s — still opt-in: with 128 registers a thread it keeps
+// a third of the dp4a kernel's weight bytes in flight per warp, and the scale decode and float finish
+// that every family pays per row and unit are most of what is left (docs/performance.md, session 17).
 template <bool SIGNED_A>
 __device__ __forceinline__ void mma_k32(int (&c)[4], const int (&a)[4], int b0, int b1) {
   if constexpr (SIGNED_A) {
@@ -467,113 +478,189 @@ __device__ __forceinline__ void mma_k32(int (&c)[4], const int (&a)[4], int b0, 
   }
 }
 
-constexpr std::uint32_t k_mma_rows = 16;  // rows of one warp task (the mma's M)
+constexpr std::uint32_t k_mma_rows = 16;  // A rows of a warp task (the mma's M)
+constexpr std::uint32_t k_q4k_block = mv::unit<ggml_type::q4_k>::block_bytes;
+// Super-blocks in a warp's ring: two fit in the 128 registers of two 256-thread blocks per SM (three
+// spill ~600 bytes).
+constexpr int k_mma_stages = 2;
 
-// The weight bytes lane (g, t) of a warp task needs: the headers of rows g, g + 8 and chunk t of both.
-struct q4k_mma_raw {
-  uint4 hd[2];    // headers of rows g, g + 8
-  uint4 qs[2][2]; // chunk t of rows g, g + 8: bytes 0..15, 16..31
+// The B bytes of the lanes that supply none (mma columns without these k-slots' activations).
+__device__ const std::int8_t k_mma_zero_b[64] = {};
+
+struct mma_geometry {
+  std::uint32_t block_rows;  // output rows of a block (a multiple of a tile's: 16, SwiGLU 8)
+  std::uint32_t nunits;      // units per row (4 a super-block)
+  std::uint32_t ngroups;     // super-block groups per row = warp tasks per tile (group j: super-blocks
+                             // ⌊j·nsb / ngroups⌋ up to ⌊(j + 1)·nsb / ngroups⌋)
+  std::uint32_t tasks;       // per block: tiles · ngroups
+  std::uint32_t group_magic; // ⌈2^32 / ngroups⌉ (ngroups ≥ 2; 0 for 1): n / ngroups = umulhi(n, group_magic) for n·ngroups < 2^32
 };
-// Super-block b of the 16 rows w, rows lrow[0] (g) and lrow[1] (g + 8), as lane (g, t) loads them.
-__device__ __forceinline__ void q4k_mma_load(const device_matrix (&w)[2], const std::uint32_t (&lrow)[2], std::uint32_t b,
-                                             std::uint32_t tq, q4k_mma_raw& raw) {
-  const std::uint32_t nsb = w[0].cols / 256;
-#pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const std::uint8_t* blk = reinterpret_cast<const std::uint8_t*>(w[i].qs) + (static_cast<std::size_t>(lrow[i]) * nsb + b) * 144;
-    raw.hd[i] = blocks::ld16(blk);
-    raw.qs[i][0] = blocks::ld16(blk + 16 + 32 * tq);
-    raw.qs[i][1] = blocks::ld16(blk + 32 + 32 * tq);
-  }
-}
-// The four units of super-block b of a 16-row tile on int8 mma: lane (g, t) writes unit 4b + t of
-// local rows lr0 (= 16·tile + g) and lr0 + 8 to dots[local row][unit].
-__device__ __forceinline__ void q4k_mma_dots(const matvec_x& x, const q4k_mma_raw& raw, std::uint32_t b, std::uint32_t lr0,
-                                             std::uint32_t lane, std::uint32_t nunits, float* dots) {
+
+// One super-block of a tile as lane (g, t) holds it: the headers and chunk t of A rows g and g + 8, and
+// (B lanes) the activation bytes of sub-blocks 2t and 2t + 1 at level g & 1.
+struct q4k_mma_stage {
+  uint4 hd[2];
+  uint4 qs[2][2];     // bytes 0..15, 16..31 of the chunk
+  uint4 x[4];         // sub-block 2t: bytes 0..15, 16..31; 2t + 1: the same (zeros in other lanes)
+  std::uint32_t out;  // dots index of row g's unit 4b + t (row g + 8's: + the launch's out_step)
+  std::uint32_t b;    // the super-block
+  bool valid;
+};
+
+// The super-block of stage st: lane (g, t) writes unit 4b + t of rows g and g + 8 to dots[st.out] and
+// dots[st.out + out_step].
+__device__ __forceinline__ void q4k_mma_superblock(const q4k_mma_stage& st, const float4* ds, std::uint32_t tq,
+                                                   float* dots, std::uint32_t out_step) {
   using U = mv::unit<ggml_type::q4_k>;
-  const std::uint32_t gq = lane >> 2, tq = lane & 3;
-  // B: this lane's activation bytes (column gq: level gq & 1 of sub-block 2·(gq / 2) [+1]) when gq / 2 == tq.
-  uint4 xlo[2] = {}, xhi[2] = {};
-  if ((gq >> 1) == tq) {
-    const std::int8_t* xq = (gq & 1) ? x.q8_lo : x.q8;
-    const std::size_t off = static_cast<std::size_t>(b * 8 + 2 * tq) * 32;
-    xlo[0] = blocks::ld16(xq + off);
-    xlo[1] = blocks::ld16(xq + off + 16);
-    xhi[0] = blocks::ld16(xq + off + 32);
-    xhi[1] = blocks::ld16(xq + off + 48);
-  }
+  const float4 ds_a = __ldg(ds), ds_b = __ldg(ds + 1);
   int c_lo[4] = {0, 0, 0, 0}, c_hi[4] = {0, 0, 0, 0};
 #pragma unroll
   for (int m = 0; m < 4; ++m) {
     const int w0 = 2 * (m & 1), h = m >> 1;  // words 2m, 2m + 1 of the chunk: piece h, words w0, w0 + 1
-    const int r0a = mv::word(raw.qs[0][h], w0), r1a = mv::word(raw.qs[1][h], w0);
-    const int r0b = mv::word(raw.qs[0][h], w0 + 1), r1b = mv::word(raw.qs[1][h], w0 + 1);
+    const int r0a = mv::word(st.qs[0][h], w0), r1a = mv::word(st.qs[1][h], w0);
+    const int r0b = mv::word(st.qs[0][h], w0 + 1), r1b = mv::word(st.qs[1][h], w0 + 1);
     const int alo[4] = {r0a & 0x0F0F0F0F, r1a & 0x0F0F0F0F, r0b & 0x0F0F0F0F, r1b & 0x0F0F0F0F};
     const int ahi[4] = {static_cast<int>(r0a & 0xF0F0F0F0u), static_cast<int>(r1a & 0xF0F0F0F0u),
                         static_cast<int>(r0b & 0xF0F0F0F0u), static_cast<int>(r1b & 0xF0F0F0F0u)};
-    mma_k32<true>(c_lo, alo, mv::word(xlo[h], w0), mv::word(xlo[h], w0 + 1));
-    mma_k32<false>(c_hi, ahi, mv::word(xhi[h], w0), mv::word(xhi[h], w0 + 1));
+    mma_k32<true>(c_lo, alo, mv::word(st.x[h], w0), mv::word(st.x[h], w0 + 1));
+    mma_k32<false>(c_hi, ahi, mv::word(st.x[2 + h], w0), mv::word(st.x[2 + h], w0 + 1));
   }
-  const std::uint32_t u = b * 4 + tq;  // unit tq of super-block b
-  const float4 ds_a = mv::xds(x, 0, b * 8 + 2 * tq), ds_b = mv::xds(x, 0, b * 8 + 2 * tq + 1);
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     float dsc_lo, dsc_hi, dm_lo, dm_hi;
-    mv::k_scales(raw.hd[i], tq, dsc_lo, dsc_hi, dm_lo, dm_hi);
-    const std::uint32_t lr = lr0 + 8 * i;
-    dots[lr * nunits + u] = U::finish(dsc_lo, dsc_hi, dm_lo, dm_hi, c_lo[2 * i], c_lo[2 * i + 1], c_hi[2 * i] >> 4,
-                                      c_hi[2 * i + 1] >> 4, ds_a, ds_b);
+    mv::k_scales(st.hd[i], tq, dsc_lo, dsc_hi, dm_lo, dm_hi);
+    dots[st.out + i * out_step] = U::finish(dsc_lo, dsc_hi, dm_lo, dm_hi, c_lo[2 * i], c_lo[2 * i + 1], c_hi[2 * i] >> 4,
+                                            c_hi[2 * i + 1] >> 4, ds_a, ds_b);
   }
 }
 
 template <bool SWIGLU>
-__global__ void __launch_bounds__(k_fan_threads, 2) matvec_fanout_q4k_mma_kernel(const mv_params p, const fan_geometry g) {
-  extern __shared__ float dots[];  // [local row][unit]
+__global__ void __launch_bounds__(k_fan_threads, 2) matvec_fanout_q4k_mma_kernel(const mv_params p, const mma_geometry g) {
+  extern __shared__ float dots[];  // [local row][unit], as the fan-out kernel's
   const mv_seg sg = pick(p, block_segment<SWIGLU>(p));
-  const std::uint32_t br = g.block_rows, nunits = g.nunits, rows = sg.w.rows;
-  const std::uint32_t nsb = nunits / 4;  // super-blocks per row
+  const std::uint32_t br = g.block_rows, nunits = g.nunits, rows = sg.w.rows, nsb = nunits / 4;
   const std::uint32_t row0 = (blockIdx.x - sg.block_begin) * br;
-  const std::uint32_t lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
-  const std::uint32_t ntasks = g.tasks, nwarps = blockDim.x >> 5;
+  const std::uint32_t lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3, nwarps = blockDim.x >> 5;
+  const std::uint32_t out_step = (SWIGLU ? br : 8) * nunits;  // dots of A row g + 8 after row g's
+  // B lanes (g / 2 = t) supply column g: level g & 1 of unit t's sub-blocks (+ 256 bytes a super-block);
+  // the others load zeros from k_mma_zero_b (one broadcast line in L1: no per-lane branch, no moves).
+  const bool b_lane = (gq >> 1) == tq;
+  const std::int8_t* const x_lane = ((gq & 1) ? p.x.q8_lo : p.x.q8) + 64 * tq;
+  const std::uint32_t x_step = b_lane ? 256 : 0;
+  const float4* const ds_lane = p.x.ds + 2 * tq;                                // + 8 a super-block
 
-  auto load = [&](std::uint32_t task, q4k_mma_raw& raw) {
-    const std::uint32_t tile = task / nsb, b = task - tile * nsb;
-    device_matrix w[2];
-    std::uint32_t lrow[2];
+  // Where the warp's next load is: task, its super-block s of n, the pieces' addresses in A rows g, g + 8.
+  struct cursor_t {
+    std::uint32_t task, s, n, out, b;
+    const std::uint8_t* w[2];
+  } c{};
+  auto begin_task = [&] {
+    // Divisions by ngroups as multiply-highs (exact: every dividend times ngroups is far below 2^32).
+    auto div_groups = [&](std::uint32_t n) { return g.ngroups > 1 ? __umulhi(n, g.group_magic) : n; };
+    const std::uint32_t tile = div_groups(c.task), j = c.task - tile * g.ngroups;
+    const std::uint32_t b0 = div_groups(j * nsb);
+    c.s = 0;
+    c.n = div_groups((j + 1) * nsb) - b0;
+    c.b = b0;
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
-      const std::uint32_t lr = tile * k_mma_rows + gq + 8 * i;
-      w[i] = local_matrix<SWIGLU>(p, sg, lr, br);
-      lrow[i] = min(row0 + row_of<SWIGLU>(lr, br), rows - 1);  // clamp: result unused
+      const std::uint32_t orow = SWIGLU ? tile * 8 + gq : tile * k_mma_rows + gq + 8 * i;  // block-local output row
+      const std::byte* qs = SWIGLU && i ? p.seg[1].w.qs : sg.w.qs;
+      const std::uint32_t row = min(row0 + orow, rows - 1);  // clamp: result unused
+      c.w[i] = reinterpret_cast<const std::uint8_t*>(qs) + (static_cast<std::size_t>(row) * nsb + b0) * k_q4k_block;
+      if (i == 0) c.out = orow * nunits + 4 * b0 + tq;
     }
-    q4k_mma_load(w, lrow, b, tq, raw);
+  };
+  auto advance = [&] {
+    if (++c.s < c.n) {
+      c.w[0] += k_q4k_block;
+      c.w[1] += k_q4k_block;
+      c.out += 4;
+      c.b += 1;
+    } else {
+      c.task += nwarps;
+      if (c.task < g.tasks) begin_task();
+    }
+  };
+  auto load_weights = [&](q4k_mma_stage& st) {
+    st.valid = c.task < g.tasks;
+    if (!st.valid) return;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      st.hd[i] = ld16_weights<true>(c.w[i]);
+      st.qs[i][0] = ld16_weights<true>(c.w[i] + 16 + 32 * tq);
+      st.qs[i][1] = ld16_weights<true>(c.w[i] + 32 + 32 * tq);
+    }
+    st.out = c.out;
+    st.b = c.b;
+    advance();
+  };
+  auto load_acts = [&](q4k_mma_stage& st) {
+    const std::int8_t* xq = b_lane ? x_lane + static_cast<std::size_t>(x_step) * st.b : k_mma_zero_b;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) st.x[k] = blocks::ld16(xq + 16 * k);
   };
 
-  // The next task's weights are requested before this one is computed (two in flight per warp); the
-  // first before the wait for the producer of x (weights never depend on it).
-  std::uint32_t task = threadIdx.x >> 5;
-  q4k_mma_raw cur, next;
-  if (task < ntasks) load(task, cur);
+  // The ring's first super-blocks are requested before the wait for the producer of x (weights never
+  // depend on it), their B bytes after it.
+  c.task = threadIdx.x >> 5;
+  if (c.task < g.tasks) begin_task();
+  q4k_mma_stage ring[k_mma_stages];
+#pragma unroll
+  for (int j = 0; j < k_mma_stages; ++j) load_weights(ring[j]);
   pdl_wait_and_release();
-  while (task < ntasks) {
-    const std::uint32_t after = task + nwarps;
-    if (after < ntasks) load(after, next);
-    const std::uint32_t tile = task / nsb;
-    q4k_mma_dots(p.x, cur, task - tile * nsb, tile * k_mma_rows + gq, lane, nunits, dots);
-    cur = next;
-    task = after;
+#pragma unroll
+  for (int j = 0; j < k_mma_stages; ++j) load_acts(ring[j]);
+  for (bool more = ring[0].valid; more;) {
+#pragma unroll
+    for (int j = 0; j < k_mma_stages; ++j) {
+      if (!ring[j].valid) {
+        more = false;
+        break;
+      }
+      q4k_mma_superblock(ring[j], ds_lane + 8 * ring[j].b, tq, dots, out_step);
+      load_weights(ring[j]);
+      load_acts(ring[j]);
+    }
   }
   __syncthreads();
   add_and_store_rows<SWIGLU>(sg, dots, br, nunits, row0);
 }
 
-// Blocks of block_rows rows (a multiple of 16); false when a block's dots do not fit in shared memory.
+// Resident SMs of the current device (queried once: a worker serves one device).
+std::uint32_t device_sms() {
+  static const std::uint32_t sms = [] {
+    int dev = 0, n = 0;
+    WORKER_CUDA_CHECK(cudaGetDevice(&dev));
+    WORKER_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+    return static_cast<std::uint32_t>(std::max(1, n));
+  }();
+  return sms;
+}
+
+// Warp tasks of about group_sb super-blocks (the groups of a row evened out); group_sb 0: one
+// super-block a task (measured best, H200 runs S17-3 / S17-4: Q4_K_M 459.1 / 458.3 tok/s against
+// 452.3 / 450.0 with two, 435.4 with three, 424.7 with four, 377.7 with seven). Blocks of block_rows
+// output rows (rounded to whole tiles) when block_rows > 0, else sized so that the grid is one wave of
+// two blocks per SM; false when a block's dots do not fit in shared memory.
 template <bool SWIGLU>
-bool launch_q4k_mma(mv_params& p, bool pdl, cudaStream_t stream, int block_rows) {
-  const std::uint32_t nunits = mv::unit<ggml_type::q4_k>::count(p.seg[0].w.cols);
-  const fan_blocks f = plan_dot_blocks<SWIGLU>(p, nunits, block_rows, k_mma_rows);
+bool launch_q4k_mma(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, int group_sb) {
+  constexpr std::uint32_t tile = SWIGLU ? k_mma_rows / 2 : k_mma_rows;  // output rows of a tile
+  const std::uint32_t nunits = mv::unit<ggml_type::q4_k>::count(p.seg[0].w.cols), nsb = nunits / 4;
+  if (block_rows <= 0) {
+    std::uint32_t tiles = 0;
+    for (int s = 0; s < (SWIGLU ? 1 : p.nseg); ++s) tiles += (p.seg[s].w.rows + tile - 1) / tile;
+    const std::uint32_t slots = 2 * device_sms();
+    block_rows = static_cast<int>((tiles + slots - 1) / slots * tile);
+  }
+  const fan_blocks f = plan_dot_blocks<SWIGLU>(p, nunits, block_rows, tile);
   if (f.rows == 0) return false;
-  const fan_geometry g{f.rows, nunits, f.rows * (SWIGLU ? 2 : 1) / k_mma_rows * (nunits / 4)};
+  const std::uint32_t ngroups =
+      group_sb > 0 ? (nsb + static_cast<std::uint32_t>(group_sb) - 1) / static_cast<std::uint32_t>(group_sb) : nsb;
+  mma_geometry g{f.rows, nunits, ngroups, f.rows / tile * ngroups,
+                 ngroups > 1 ? static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + ngroups - 1) / ngroups) : 0};
+  // umulhi(n, magic) = ⌊n / ngroups⌋ while n·ngroups < 2^32 (as launch_rt's): n ≤ tasks or ≤ nsb².
+  if (static_cast<std::uint64_t>(std::max(g.tasks, nsb * nsb)) * ngroups >= (std::uint64_t{1} << 32)) return false;
   const std::uint32_t threads = std::min<std::uint32_t>(k_fan_threads, g.tasks * 32);
   launch_maybe_pdl_shared(matvec_fanout_q4k_mma_kernel<SWIGLU>, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
   return true;
@@ -677,7 +764,13 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
   const bool trim = t.fanout_trim >= 0 ? t.fanout_trim == 1 : default_trim<T>();
 
   if constexpr (T == ggml_type::q4_k) {
-    if (t.fanout_mma == 1) return launch_q4k_mma<SWIGLU>(p, pdl, stream, std::max(rows, static_cast<int>(k_mma_rows)));
+    if (t.fanout_mma == 1) {
+      // Blocks sized to one wave (fbN / fdN / fsbN: given rows), warp tasks as launch_q4k_mma says (fmgN).
+      int mma_rows = t.fanout_rows;
+      if (long_rows && t.fanout_long_rows) mma_rows = t.fanout_long_rows;
+      if (small && t.fanout_small_rows) mma_rows = t.fanout_small_rows;
+      return launch_q4k_mma<SWIGLU>(p, pdl, stream, mma_rows, t.mma_group_sb);
+    }
   }
   if constexpr (!tunable<T>()) {
     return launch_rt<T, SWIGLU, 2, 1>(p, pdl, stream, rows, trim);  // the only shape instantiated for T
