@@ -20,8 +20,8 @@
 // with 16-row blocks for the down projection as well (session 7).
 //
 // Also here, opt-in and measured slower (bit-identical, tested): Q4_K on int8 tensor cores (fmma,
-// rewritten in session 17), see its section for the numbers. (A persistent grid that streamed row groups through a shared-memory
-// ring by bulk copies, fring, was slower in every shape on the H200 in session 8 — Q4_K_M 391 vs 414
+// rewritten in session 17), see its section for the numbers. (A persistent grid that streamed row
+// groups through a shared-memory ring by bulk copies, fring, was slower in every shape on the H200 in session 8 — Q4_K_M 391 vs 414
 // tok/s, Q8_0 305 vs 385, F16 228 vs 242 — and was removed in session 10; a per-thread cp.async
 // double buffer for the long-row rounds, fdpipe, lost 7 / 14 / 4 % in session 13 (4 / 3 % with the
 // copies through L1) and was removed; in session 14 one down-projection block per resident slot,
@@ -457,8 +457,8 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
 // A warp task is a tile of 16 A rows (16 consecutive rows; SwiGLU: 8 gate rows as A rows 0..7 and the
 // same 8 up rows as A rows 8..15) × a group of consecutive super-blocks. A warp walks the super-blocks
 // of its tasks (warp w: tasks w, w + warps, …) through a ring of k_mma_stages super-blocks in
-// registers — the weights (96 bytes a lane) and the B bytes — refilled with the next super-block, of the same task or
-// the next, as each is done, so a warp's loads run ahead across task boundaries. Session 7's version
+// registers — the weights (96 bytes a lane) and the B bytes — refilled with the next super-block, of
+// the same task or the next, as each is done, so a warp's loads run ahead across task boundaries. Session 7's version
 // (one super-block a task, its B bytes loaded when used, the task split and the addresses computed per
 // super-block) executed as many instructions per weight as the dp4a kernel: ncu (H200 S17-1, one
 // layer's gate + up) 12.3 M warp instructions against 12.7 M, 38.8 µs against 26.0 µs. This one: 9.8 M,
@@ -493,7 +493,8 @@ struct mma_geometry {
   std::uint32_t ngroups;     // super-block groups per row = warp tasks per tile (group j: super-blocks
                              // ⌊j·nsb / ngroups⌋ up to ⌊(j + 1)·nsb / ngroups⌋)
   std::uint32_t tasks;       // per block: tiles · ngroups
-  std::uint32_t group_magic; // ⌈2^32 / ngroups⌉ (ngroups ≥ 2; 0 for 1): n / ngroups = umulhi(n, group_magic) for n·ngroups < 2^32
+  // ⌈2^32 / ngroups⌉ (ngroups ≥ 2; 0 for 1): n / ngroups = umulhi(n, group_magic) while n·ngroups < 2^32.
+  std::uint32_t group_magic;
 };
 
 // One super-block of a tile as lane (g, t) holds it: the headers and chunk t of A rows g and g + 8, and
@@ -547,7 +548,7 @@ __global__ void __launch_bounds__(k_fan_threads, 2) matvec_fanout_q4k_mma_kernel
   const bool b_lane = (gq >> 1) == tq;
   const std::int8_t* const x_lane = ((gq & 1) ? p.x.q8_lo : p.x.q8) + 64 * tq;
   const std::uint32_t x_step = b_lane ? 256 : 0;
-  const float4* const ds_lane = p.x.ds + 2 * tq;                                // + 8 a super-block
+  const float4* const ds_lane = p.x.ds + 2 * tq;  // the ds of sub-block 2t (+ 8 a super-block)
 
   // Where the warp's next load is: task, its super-block s of n, the pieces' addresses in A rows g, g + 8.
   struct cursor_t {
