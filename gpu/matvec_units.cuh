@@ -353,7 +353,7 @@ struct unit<ggml_type::q6_k> {
   }
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
     const std::uint32_t b = u >> 2, n = (u >> 1) & 1;
-    const std::size_t blk_index = static_cast<std::size_t>(row) * (w.cols / 256) + b;
+    const std::size_t blk_index = static_cast<std::size_t>(row) * (w.cols / block_elems) + b;
     return {__ldg(reinterpret_cast<const uint2*>(w.aux + blk_index * 16 + 8 * n)), __ldg(w.d + blk_index)};
   }
   __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t u, w_t& o) {
@@ -487,7 +487,7 @@ struct unit<ggml_type::q8_0> {
     p[1] = w.qs + bi * block_bytes + 16;
   }
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
-    return {__ldg(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
+    return {__ldg(w.d + static_cast<std::size_t>(row) * (w.cols / block_elems) + u)};
   }
   __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t, w_t& o) {
     const uint4 a = pc[0], b = pc[1];
@@ -533,7 +533,7 @@ struct unit<ggml_type::q4_0> {
     p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / block_elems) + u) * block_bytes;
   }
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
-    return {__ldg(w.d + static_cast<std::size_t>(row) * (w.cols / 32) + u)};
+    return {__ldg(w.d + static_cast<std::size_t>(row) * (w.cols / block_elems) + u)};
   }
   __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t, w_t& o) {
     const uint4 q = pc[0];
@@ -585,7 +585,7 @@ struct unit<ggml_type::q5_0> {
     p[0] = w.qs + (static_cast<std::size_t>(row) * (w.cols / block_elems) + u) * block_bytes;
   }
   __device__ static small_t small(const device_matrix& w, std::uint32_t row, std::uint32_t u) {
-    const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / 32) + u;
+    const std::size_t bi = static_cast<std::size_t>(row) * (w.cols / block_elems) + u;
     return {__ldg(reinterpret_cast<const std::uint32_t*>(w.aux) + bi), __ldg(w.d + bi)};
   }
   __device__ static void decode(const uint4 pc[pieces], small_t sm, std::uint32_t, w_t& o) {
