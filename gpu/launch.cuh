@@ -36,4 +36,12 @@ void launch_maybe_pdl(void (*kernel)(KernelParams...), dim3 grid, dim3 block, bo
   launch_maybe_pdl_shared(kernel, grid, block, 0, pdl, stream, std::forward<Args>(args)...);
 }
 
+// Streaming multiprocessors of the current device (at least 1): what one-wave grids are sized by.
+inline unsigned current_device_sms() {
+  int dev = 0, n = 0;
+  WORKER_CUDA_CHECK(cudaGetDevice(&dev));
+  WORKER_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
+  return n > 1 ? static_cast<unsigned>(n) : 1u;
+}
+
 }  // namespace worker::gpu

@@ -60,10 +60,10 @@ double graph_node_us(cudaStream_t st, unsigned* counters, int blocks, bool pdl) 
 }  // namespace
 
 launch_latency measure_launch_latency() {
-  int dev = 0, sms = 0, coop = 0;
+  int dev = 0, coop = 0;
   WORKER_CUDA_CHECK(cudaGetDevice(&dev));
-  WORKER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
   WORKER_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev));
+  const int sms = static_cast<int>(current_device_sms());
   cudaStream_t st = nullptr;
   WORKER_CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   unsigned* counters = nullptr;

@@ -38,8 +38,6 @@ mv_tuning parse_tuning(const std::string& spec) {
     else if (tok == "nonarrow") t.fanout_narrow = 0;
     else if (tok == "fmma") t.fanout_mma = 1;
     else if (tok == "nomma") t.fanout_mma = 0;
-    else if (tok.size() > 3 && tok.size() <= 5 && tok.rfind("fmg", 0) == 0 && tok.find_first_not_of("0123456789", 3) == std::string::npos &&
-             std::stoi(tok.substr(3)) > 0) t.mma_group_sb = std::stoi(tok.substr(3));
     else if (tok == "fdt1" || tok == "fdt2" || tok == "fdt4") t.fanout_long_task_rows = tok[3] - '0';
     else if (tok == "fdu1" || tok == "fdu2" || tok == "fdu4") t.fanout_long_task_units = tok[3] - '0';
     else if (tok == "fu1" || tok == "fu2" || tok == "fu4") t.fanout_task_units = tok[2] - '0';

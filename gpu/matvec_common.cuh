@@ -163,9 +163,9 @@ __device__ __forceinline__ void store_rows(const mv_seg& sg, std::uint32_t rows,
 // column, fsN: fan-out for launches of at most N·2^20 weights; fan-out rows per block fbN, rows per
 // thread task ft1 ft2 ft4, units per task fu1 fu2 fu4, trimmed blocks ftrim / fwide; the same for
 // long-row launches fdN fdt1 fdt2 fdt4 fdu1 fdu2 fdu4 and for small launches fsbN fsr1 fsr2 fsr4;
-// fmma / nomma: Q4_K on int8 tensor cores (fmgN: super-blocks per warp task); fwef / nowef: weight
-// loads L1::evict_first or not; nonarrow: Q4_K four-row tasks without the registers of five
-// 128-thread blocks per SM; ftrace: block timelines; hionly: a measuring probe, not the product's
+// fmma / nomma: Q4_K on int8 tensor cores; fwef / nowef: weight loads L1::evict_first or not;
+// nonarrow: Q4_K four-row tasks without the registers of five 128-thread blocks per SM; ftrace:
+// block timelines; hionly: a measuring probe, not the product's
 // numerics — the Q4_K, Q6_K and Q8_0 dots on the high activation level alone), stream rows / depth / header sharing at one column (str1 str2, sts2 sts3 sts4
 // sts6 sts8), staged pipeline depth (s2 s3 s4 s6 s8) and rows per warp at one column (r1 r2 with
 // s4), legacy variants (r1u4 r1u2 r2u2 r2u4 r4u1), L2 prefetch (pf | pfhead | nopf) and programmatic
@@ -192,7 +192,6 @@ struct mv_tuning {
   int fanout_small_rows = 0;       // fan-out: rows per block of small launches (fsbN; ≤ k_fan_small_weights), 0 default
   int fanout_small_task_rows = 0;  // fan-out: rows per task there (fsr1 fsr2 fsr4), 0 default
   int fanout_mma = -1;             // fan-out, Q4_K: the int8 tensor-core kernel (fmma 1, nomma 0), -1 default
-  int mma_group_sb = 0;            // tensor-core kernel: about N super-blocks per warp task (fmgN), 0 default
   int fanout_trace = 0;            // fan-out: block timelines to set_matvec_trace's array (ftrace), 0 off
   int fanout_narrow = -1;          // fan-out, Q4_K four-row tasks in blocks ≤ 128 threads: registers of 5 blocks per SM (nonarrow 0), -1 default (on)
   int fanout_evict_first = -1;     // fan-out register kernel, default task shapes: weights loaded L1::evict_first (fwef 1, nowef 0), -1 default (on)

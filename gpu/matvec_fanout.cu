@@ -455,16 +455,16 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
 // multiplied in place (byte & 0xF0 as u8, 16× the nibble) and the sums shifted back.
 //
 // A warp task is a tile of 16 A rows (16 consecutive rows; SwiGLU: 8 gate rows as A rows 0..7 and the
-// same 8 up rows as A rows 8..15) × a group of consecutive super-blocks. A warp walks the super-blocks
-// of its tasks (warp w: tasks w, w + warps, …) through a ring of k_mma_stages super-blocks in
-// registers — the weights (96 bytes a lane) and the B bytes — refilled with the next super-block, of
-// the same task or the next, as each is done, so a warp's loads run ahead across task boundaries. Session 7's version
-// (one super-block a task, its B bytes loaded when used, the task split and the addresses computed per
-// super-block) executed as many instructions per weight as the dp4a kernel: ncu (H200 S17-1, one
-// layer's gate + up) 12.3 M warp instructions against 12.7 M, 38.8 µs against 26.0 µs. This one: 9.8 M,
-// 30.0 µs (S17-4), Q4_K_M 458 against 506 tok/s — still opt-in: with 128 registers a thread it keeps
-// a third of the dp4a kernel's weight bytes in flight per warp, and the scale decode and float finish
-// that every family pays per row and unit are most of what is left (docs/performance.md, session 17).
+// same 8 up rows as A rows 8..15) × one super-block. A warp walks its tasks (warp w: tasks w,
+// w + warps, …) through a ring of k_mma_stages tasks in registers — the weights (96 bytes a lane) and
+// the B bytes — each refilled with the warp's next task as it is done, so a warp's loads run ahead of
+// its mma. Session 7's version (its B bytes loaded when used, the task split and the addresses
+// computed per super-block) executed as many instructions per weight as the dp4a kernel: ncu (H200
+// S17-1, one layer's gate + up) 12.3 M warp instructions against 12.7 M, 38.8 µs against 26.0 µs. This
+// one: 9.8 M, 30.0 µs (S17-4), Q4_K_M 458 against 506 tok/s — still opt-in: with 128 registers a thread
+// it keeps a third of the dp4a kernel's weight bytes in flight per warp, and the scale decode and float
+// finish that every family pays per row and unit are most of what is left (docs/performance.md,
+// session 17).
 template <bool SIGNED_A>
 __device__ __forceinline__ void mma_k32(int (&c)[4], const int (&a)[4], int b0, int b1) {
   if constexpr (SIGNED_A) {
@@ -489,12 +489,10 @@ __device__ const std::int8_t k_mma_zero_b[64] = {};
 
 struct mma_geometry {
   std::uint32_t block_rows;  // output rows of a block (a multiple of a tile's: 16, SwiGLU 8)
-  std::uint32_t nunits;      // units per row (4 a super-block)
-  std::uint32_t ngroups;     // super-block groups per row = warp tasks per tile (group j: super-blocks
-                             // ⌊j·nsb / ngroups⌋ up to ⌊(j + 1)·nsb / ngroups⌋)
-  std::uint32_t tasks;       // per block: tiles · ngroups
-  // ⌈2^32 / ngroups⌉ (ngroups ≥ 2; 0 for 1): n / ngroups = umulhi(n, group_magic) while n·ngroups < 2^32.
-  std::uint32_t group_magic;
+  std::uint32_t nunits;      // units per row (4 a super-block; nsb = nunits / 4 super-blocks = warp tasks per tile)
+  std::uint32_t tasks;       // per block: tiles · nsb
+  // ⌈2^32 / nsb⌉ (nsb ≥ 2; 0 for 1): n / nsb = umulhi(n, nsb_magic) while n·nsb < 2^32.
+  std::uint32_t nsb_magic;
 };
 
 // One super-block of a tile as lane (g, t) holds it: the headers and chunk t of A rows g and g + 8, and
@@ -550,38 +548,27 @@ __global__ void __launch_bounds__(k_fan_threads, 2) matvec_fanout_q4k_mma_kernel
   const std::uint32_t x_step = b_lane ? 256 : 0;
   const float4* const ds_lane = p.x.ds + 2 * tq;  // the ds of sub-block 2t (+ 8 a super-block)
 
-  // Where the warp's next load is: task, its super-block s of n, the pieces' addresses in A rows g, g + 8.
+  // Where the warp's next load is: task (super-block b of a tile), the pieces' addresses in A rows g, g + 8.
   struct cursor_t {
-    std::uint32_t task, s, n, out, b;
+    std::uint32_t task, out, b;
     const std::uint8_t* w[2];
   } c{};
   auto begin_task = [&] {
-    // Divisions by ngroups as multiply-highs (exact: every dividend times ngroups is far below 2^32).
-    auto div_groups = [&](std::uint32_t n) { return g.ngroups > 1 ? __umulhi(n, g.group_magic) : n; };
-    const std::uint32_t tile = div_groups(c.task), j = c.task - tile * g.ngroups;
-    const std::uint32_t b0 = div_groups(j * nsb);
-    c.s = 0;
-    c.n = div_groups((j + 1) * nsb) - b0;
-    c.b = b0;
+    // The division by nsb as a multiply-high (exact: every task index times nsb is far below 2^32).
+    const std::uint32_t tile = nsb > 1 ? __umulhi(c.task, g.nsb_magic) : c.task;
+    c.b = c.task - tile * nsb;
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
       const std::uint32_t orow = SWIGLU ? tile * 8 + gq : tile * k_mma_rows + gq + 8 * i;  // block-local output row
       const std::byte* qs = SWIGLU && i ? p.seg[1].w.qs : sg.w.qs;
       const std::uint32_t row = min(row0 + orow, rows - 1);  // clamp: result unused
-      c.w[i] = reinterpret_cast<const std::uint8_t*>(qs) + (static_cast<std::size_t>(row) * nsb + b0) * k_q4k_block;
-      if (i == 0) c.out = orow * nunits + 4 * b0 + tq;
+      c.w[i] = reinterpret_cast<const std::uint8_t*>(qs) + (static_cast<std::size_t>(row) * nsb + c.b) * k_q4k_block;
+      if (i == 0) c.out = orow * nunits + 4 * c.b + tq;
     }
   };
   auto advance = [&] {
-    if (++c.s < c.n) {
-      c.w[0] += k_q4k_block;
-      c.w[1] += k_q4k_block;
-      c.out += 4;
-      c.b += 1;
-    } else {
-      c.task += nwarps;
-      if (c.task < g.tasks) begin_task();
-    }
+    c.task += nwarps;
+    if (c.task < g.tasks) begin_task();
   };
   auto load_weights = [&](q4k_mma_stage& st) {
     st.valid = c.task < g.tasks;
@@ -628,24 +615,20 @@ __global__ void __launch_bounds__(k_fan_threads, 2) matvec_fanout_q4k_mma_kernel
   add_and_store_rows<SWIGLU>(sg, dots, br, nunits, row0);
 }
 
-// Resident SMs of the current device (queried once: a worker serves one device).
+// SMs of the current device (queried once: a worker serves one device).
 std::uint32_t device_sms() {
-  static const std::uint32_t sms = [] {
-    int dev = 0, n = 0;
-    WORKER_CUDA_CHECK(cudaGetDevice(&dev));
-    WORKER_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev));
-    return static_cast<std::uint32_t>(std::max(1, n));
-  }();
+  static const std::uint32_t sms = current_device_sms();
   return sms;
 }
 
-// Warp tasks of about group_sb super-blocks (the groups of a row evened out); group_sb 0: one
-// super-block a task (measured best, H200 runs S17-3 / S17-4: Q4_K_M 459.1 / 458.3 tok/s against
-// 452.3 / 450.0 with two, 435.4 with three, 424.7 with four, 377.7 with seven). Blocks of block_rows
+// Warp tasks of one super-block (measured best, H200 runs S17-3 / S17-4: Q4_K_M 459.1 / 458.3 tok/s
+// against 452.3 / 450.0 with tasks of two consecutive super-blocks, 435.4 with three, 424.7 with four,
+// 377.7 with seven; S17-6: 269.0 with a whole row a task; the multi-super-block tasks were removed in
+// session 18). Blocks of block_rows
 // output rows (rounded to whole tiles) when block_rows > 0, else sized so that the grid is one wave of
 // two blocks per SM; false when a block's dots do not fit in shared memory.
 template <bool SWIGLU>
-bool launch_q4k_mma(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, int group_sb) {
+bool launch_q4k_mma(mv_params& p, bool pdl, cudaStream_t stream, int block_rows) {
   constexpr std::uint32_t tile = SWIGLU ? k_mma_rows / 2 : k_mma_rows;  // output rows of a tile
   const std::uint32_t nunits = mv::unit<ggml_type::q4_k>::count(p.seg[0].w.cols), nsb = nunits / 4;
   if (block_rows <= 0) {
@@ -656,12 +639,10 @@ bool launch_q4k_mma(mv_params& p, bool pdl, cudaStream_t stream, int block_rows,
   }
   const fan_blocks f = plan_dot_blocks<SWIGLU>(p, nunits, block_rows, tile);
   if (f.rows == 0) return false;
-  const std::uint32_t ngroups =
-      group_sb > 0 ? (nsb + static_cast<std::uint32_t>(group_sb) - 1) / static_cast<std::uint32_t>(group_sb) : nsb;
-  mma_geometry g{f.rows, nunits, ngroups, f.rows / tile * ngroups,
-                 ngroups > 1 ? static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + ngroups - 1) / ngroups) : 0};
-  // umulhi(n, magic) = ⌊n / ngroups⌋ while n·ngroups < 2^32 (as launch_rt's): n ≤ tasks or ≤ nsb².
-  if (static_cast<std::uint64_t>(std::max(g.tasks, nsb * nsb)) * ngroups >= (std::uint64_t{1} << 32)) return false;
+  mma_geometry g{f.rows, nunits, f.rows / tile * nsb,
+                 nsb > 1 ? static_cast<std::uint32_t>(((std::uint64_t{1} << 32) + nsb - 1) / nsb) : 0};
+  // umulhi(n, magic) = ⌊n / nsb⌋ while n·nsb < 2^32 (as launch_rt's): n ≤ tasks.
+  if (static_cast<std::uint64_t>(g.tasks) * nsb >= (std::uint64_t{1} << 32)) return false;
   const std::uint32_t threads = std::min<std::uint32_t>(k_fan_threads, g.tasks * 32);
   launch_maybe_pdl_shared(matvec_fanout_q4k_mma_kernel<SWIGLU>, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
   return true;
@@ -766,11 +747,11 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
 
   if constexpr (T == ggml_type::q4_k) {
     if (t.fanout_mma == 1) {
-      // Blocks sized to one wave (fbN / fdN / fsbN: given rows), warp tasks as launch_q4k_mma says (fmgN).
+      // Blocks sized to one wave (fbN / fdN / fsbN: given rows), one super-block a warp task.
       int mma_rows = t.fanout_rows;
       if (long_rows && t.fanout_long_rows) mma_rows = t.fanout_long_rows;
       if (small && t.fanout_small_rows) mma_rows = t.fanout_small_rows;
-      return launch_q4k_mma<SWIGLU>(p, pdl, stream, mma_rows, t.mma_group_sb);
+      return launch_q4k_mma<SWIGLU>(p, pdl, stream, mma_rows);
     }
   }
   if constexpr (!tunable<T>()) {

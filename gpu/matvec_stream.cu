@@ -192,11 +192,9 @@ __global__ void __launch_bounds__(stream_cfg<T, SWIGLU, R, S>::warps * 32)
 // it per kernel instantiation; a worker serves one device).
 template <typename K>
 std::uint32_t resident_blocks(K kernel, int threads) {
-  int dev = 0, sms = 0, per_sm = 0;
-  WORKER_CUDA_CHECK(cudaGetDevice(&dev));
-  WORKER_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  int per_sm = 0;
   WORKER_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, 0));
-  return static_cast<std::uint32_t>(std::max(1, per_sm) * std::max(1, sms));
+  return static_cast<std::uint32_t>(std::max(1, per_sm)) * current_device_sms();
 }
 
 template <ggml_type T, int NC, bool SWIGLU, int R, int S>

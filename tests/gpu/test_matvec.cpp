@@ -302,10 +302,10 @@ TEST_CASE("matvec kernel families and tuning variants are bit-identical", "[matv
                                       "fanout", "fanout,ft1", "fanout,fb2", "fanout,fb7", "fanout,fb64", "fanout,ft1,fb64",
                                       "fs1", "fanout@q4_k,stream@q6_k,fanout@f16", "fanout,fu2", "fanout,fu4", "fanout,ft1,fu2",
                                       "fanout,ft1,fu4,fb5", "fanout,ft4", "fanout,ft4,fb12,ftrim", "fanout,ftrim", "fanout,fwide",
-                                      "fanout,ft2,fwide", "stream@q4_k,stream@q6_k", "fmma", "fanout,fmma,fb48", "fanout,fmma,fb16,nopdl", "fmma,fmg2", "fmma,fmg3,fb48", "fmma,fmg99",
+                                      "fanout,ft2,fwide", "stream@q4_k,stream@q6_k", "fmma", "fanout,fmma,fb48", "fanout,fmma,fb16,nopdl", "fmma,fb48,fsb32",
                                       "fanout,fsb2,fsr1", "fanout,fsb12,fsr4", "fsb4", "nowef", "fanout,fwef,fb7,ft2", "fanout,nowef,ft4,fb12",
                                       "nonarrow", "fanout,nonarrow,fb12", "nonarrow,fsb8", "fb12", "fsb8"};
-  if (reduced_run()) variants = {"legacy", "legacy,late", "staged", "s6", "stream", "str1,sts8", "fanout", "fanout,ft1,fb7", "fanout,fu4", "fanout,ft4,ftrim", "fanout,ft2,fwide", "fmma", "fmma,fmg3,fb48", "fsb4", "nowef", "nonarrow"};
+  if (reduced_run()) variants = {"legacy", "legacy,late", "staged", "s6", "stream", "str1,sts8", "fanout", "fanout,ft1,fb7", "fanout,fu4", "fanout,ft4,ftrim", "fanout,ft2,fwide", "fmma", "fmma,fb48", "fsb4", "nowef", "nonarrow"};
   std::uint64_t seed = 5000;
   for (const ggml_type type : k_types) {
     INFO("type " << worker::model::type_name(type));
