@@ -617,3 +617,70 @@ TEST_CASE("fan-out block timelines on the 7B FFN shapes", "[.trace]") {
            static_cast<double>(d) * ff / 256 * 210);
   }
 }
+
+// What a launch of the FFN shapes costs beyond its bytes (diagnostics, run by hand:
+// gpu_matvec_test "[.launchcost]"). The same kernel on k = 1, 2, 4, 8 times the rows of one layer's
+// gate + up and down projection (views of one matrix: the first rows), timed back to back; for
+// T(k) = fixed + k·per_layer, fixed = 2·T(k) − T(2k). With PDL (the default) a launch's first
+// weights load while the previous launch finishes; nopdl serializes them.
+TEST_CASE("fan-out launch cost against launch length on the 7B FFN shapes", "[.launchcost]") {
+  struct variant_guard {
+    ~variant_guard() { set_matvec_variant(""); }
+  } guard;
+  auto timed_us = [](const std::function<void()>& launch) {
+    for (int i = 0; i < 3; ++i) launch();
+    cudaEvent_t a, b;
+    WORKER_CUDA_CHECK(cudaEventCreate(&a));
+    WORKER_CUDA_CHECK(cudaEventCreate(&b));
+    constexpr int k_reps = 20;
+    WORKER_CUDA_CHECK(cudaEventRecord(a));
+    for (int i = 0; i < k_reps; ++i) launch();
+    WORKER_CUDA_CHECK(cudaEventRecord(b));
+    WORKER_CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    WORKER_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    WORKER_CUDA_CHECK(cudaEventDestroy(a));
+    WORKER_CUDA_CHECK(cudaEventDestroy(b));
+    return 1e3 * static_cast<double>(ms) / k_reps;
+  };
+  constexpr int k_max = 8;
+  const std::size_t d = 3584, ff = 18944;
+  const auto x = random_normal(ff, 91);
+  activations ax = make_activations(std::vector<float>(x.begin(), x.begin() + d), d, 1);
+  activations af = make_activations(x, ff, 1);
+  // One row of results: T(k) for k = 1, 2, 4, 8 and the fixed cost of each doubling.
+  auto table = [&](const char* name, double layer_bytes, const std::function<void(int)>& launch_k) {
+    for (const char* variant : {"", "nopdl"}) {
+      set_matvec_variant(variant);
+      double t[4];
+      for (int i = 0; i < 4; ++i) t[i] = timed_us([&] { launch_k(1 << i); });
+      std::printf("%-34s %-6s", name, *variant ? variant : "pdl");
+      for (int i = 0; i < 4; ++i)
+        std::printf("  k=%d %7.2f us %5.0f GB/s", 1 << i, t[i], (1 << i) * layer_bytes / (1e3 * t[i]));
+      std::printf("  | fixed 2T(k)-T(2k): %.2f %.2f %.2f us\n", 2 * t[0] - t[1], 2 * t[1] - t[2], 2 * t[2] - t[3]);
+      std::fflush(stdout);
+    }
+    set_matvec_variant("");
+  };
+  {
+    // gate and up share one random matrix (timing only).
+    const uploaded_matrix w = upload_matrix(ggml_type::q4_k, k_max * ff, d, random_blocks(ggml_type::q4_k, k_max * ff, d, 92));
+    device_buffer<float> y(k_max * ff);
+    table("Q4_K gate + up 2 x (k x 18944) x 3584", 2.0 * static_cast<double>(ff) * d / 256 * 144, [&](int k) {
+      device_matrix m = w.m;
+      m.rows = static_cast<std::uint32_t>(k * ff);
+      matvec_swiglu(m, m, ax.x, y.get(), m.rows, nullptr);
+    });
+  }
+  for (const ggml_type type : {ggml_type::q6_k, ggml_type::q4_k}) {
+    const uploaded_matrix w = upload_matrix(type, k_max * d, ff, random_blocks(type, k_max * d, ff, 93));
+    device_buffer<float> y(k_max * d);
+    const double bytes = static_cast<double>(d) * ff / 256 * (type == ggml_type::q6_k ? 210 : 144);
+    table(type == ggml_type::q6_k ? "Q6_K down (k x 3584) x 18944" : "Q4_K down (k x 3584) x 18944", bytes, [&](int k) {
+      device_matrix m = w.m;
+      m.rows = static_cast<std::uint32_t>(k * d);
+      matvec_out out{m, nullptr, y.get(), m.rows, false};
+      matvec(std::span(&out, 1), af.x, nullptr);
+    });
+  }
+}
