@@ -624,9 +624,9 @@ std::uint32_t device_sms() {
 // Warp tasks of one super-block (measured best, H200 runs S17-3 / S17-4: Q4_K_M 459.1 / 458.3 tok/s
 // against 452.3 / 450.0 with tasks of two consecutive super-blocks, 435.4 with three, 424.7 with four,
 // 377.7 with seven; S17-6: 269.0 with a whole row a task; the multi-super-block tasks were removed in
-// session 18). Blocks of block_rows
-// output rows (rounded to whole tiles) when block_rows > 0, else sized so that the grid is one wave of
-// two blocks per SM; false when a block's dots do not fit in shared memory.
+// session 18). Blocks of block_rows output rows (rounded to whole tiles) when block_rows > 0, else
+// sized so that the grid is one wave of two blocks per SM; false when a block's dots do not fit in
+// shared memory.
 template <bool SWIGLU>
 bool launch_q4k_mma(mv_params& p, bool pdl, cudaStream_t stream, int block_rows) {
   constexpr std::uint32_t tile = SWIGLU ? k_mma_rows / 2 : k_mma_rows;  // output rows of a tile
