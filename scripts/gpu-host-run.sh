@@ -8,7 +8,7 @@
 #        [--skip-sanitizer] [--skip-bench] [--tests REGEX] [--bench-models "q4_k_m q8_0 f16"] [--full-test]
 #        [--profile] [--bench-variants "default staged,s6 legacy,fuse-norope off-rmsnorm ..."] [--bench-batch 1,4,16]
 #        [--gen-tokens N] [--ncu-detail] [--profile-model q4_k_m|q8_0|f16 (--ncu-detail: a list)]
-#        [--ncu-variant TOKENS (matvec tuning tokens for --ncu-detail)]
+#        [--ncu-variant TOKENS (matvec tuning tokens for --ncu-detail)] [--bench-timeout SECONDS (300)]
 # --bench-variants benchmarks each model once per variant (comma-separated tokens): matvec tuning tokens
 # (gpu/matvec.cuh set_matvec_variant, passed as bench --matvec-variant), "default" for none, and
 # fuse-norope (RoPE in a launch of its own) / fuse-merge / fuse-pdl / fuse-nopdl (PDL for the small
@@ -25,6 +25,9 @@
 # --base-binary FILE (a worker-orcd built from other code, optionally .xz): bench variants written
 # base:VARIANT run with it instead of the bundle's, so two builds alternate in one run on one card
 # (e.g. --bench-variants "default base:default default base:default").
+# --bench-timeout stops one bench invocation (one model, one variant) after that many seconds and goes
+# on with the next, so that a variant that hangs (a probe that deadlocks: H200 run S18-8) does not
+# take the rest of the run with it.
 # --full-test runs gpu_engine_full_test (CPU vs CUDA engine on the generated 7B files) after the bench;
 # --profile times every kernel of one decode step of the Q4_K_M model (--profile-model: another of the
 # benchmarked files) with ncu (one replay per kernel). Slow: on the H200 in session 12 (run S12-9) its
@@ -51,6 +54,7 @@ ncu_detail=0
 variants=default
 bench_batch=1,4,16
 gen_tokens=128
+bench_timeout=300
 profile_model=q4_k_m
 ncu_variant=""
 while [[ $# -gt 0 ]]; do
@@ -58,6 +62,7 @@ while [[ $# -gt 0 ]]; do
     --tokenizer-tar) tok_xz=$2; shift 2 ;;
     --skip-tests) skip_tests=1; shift ;;
     --skip-sanitizer) skip_san=1; shift ;;
+    --bench-timeout) bench_timeout=$2; shift 2 ;;
     --skip-bench) skip_bench=1; shift ;;
     --tests) test_re=$2; shift 2 ;;
     --bench-models) models=$2; shift 2 ;;
@@ -139,9 +144,17 @@ if [[ $skip_bench -eq 0 && -x $bundle/bin/worker-orcd && -n $tok_xz ]]; then
       off=$(echo "${v#base:}" | tr ',' '\n' | grep '^off-' | sed 's/^off-//' | paste -sd, -)
       echo "== $m variant $v" >>"$out/bench.log"
       WORKER_ORCD_GRAPH_DISABLE=$off WORKER_ORCD_DECODE_FUSE=$fuse \
-        "$bin" bench --model "$f" --device cuda:0 --prompt-tokens 512 \
+        timeout "$bench_timeout" "$bin" bench --model "$f" --device cuda:0 --prompt-tokens 512 \
         --gen-tokens "$gen_tokens" --batch "$bench_batch" --matvec-variant "$spec" --json 2>>"$out/bench.log" \
-        | sed "s/^{/{\"variant\":\"$v\",/" >>"$out/bench.json" || { say "bench $m $v failed"; status=1; }
+        | sed "s/^{/{\"variant\":\"$v\",/" >>"$out/bench.json"
+      rc=${PIPESTATUS[0]}
+      if [[ $rc -eq 124 ]]; then
+        say "bench $m $v: stopped after ${bench_timeout}s"
+        status=1
+      elif [[ $rc -ne 0 ]]; then
+        say "bench $m $v failed (rc=$rc)"
+        status=1
+      fi
     done
   done
   python3 - "$out/bench.json" <<'PY' | tee -a "$summary"
