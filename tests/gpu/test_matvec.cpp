@@ -148,6 +148,23 @@ std::vector<shape> shapes_for(ggml_type t) {
   return s;
 }
 
+// Mean time of `reps` back-to-back launches on the default stream (after three unmeasured ones), in ms.
+double mean_launch_ms(const std::function<void()>& launch, int reps) {
+  for (int i = 0; i < 3; ++i) launch();
+  cudaEvent_t a, b;
+  WORKER_CUDA_CHECK(cudaEventCreate(&a));
+  WORKER_CUDA_CHECK(cudaEventCreate(&b));
+  WORKER_CUDA_CHECK(cudaEventRecord(a));
+  for (int i = 0; i < reps; ++i) launch();
+  WORKER_CUDA_CHECK(cudaEventRecord(b));
+  WORKER_CUDA_CHECK(cudaEventSynchronize(b));
+  float ms = 0;
+  WORKER_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+  WORKER_CUDA_CHECK(cudaEventDestroy(a));
+  WORKER_CUDA_CHECK(cudaEventDestroy(b));
+  return static_cast<double>(ms) / reps;
+}
+
 const ggml_type k_types[] = {ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k, ggml_type::q8_0, ggml_type::q4_0,
                              ggml_type::q5_0, ggml_type::f16,  ggml_type::bf16, ggml_type::f32};
 
@@ -528,21 +545,7 @@ TEST_CASE("fan-out block timelines on the 7B FFN shapes", "[.trace]") {
                   at(0.1), at(0.5), at(0.9));
     return std::string(buf);
   };
-  auto timed_ms = [](const std::function<void()>& launch) {
-    for (int i = 0; i < 3; ++i) launch();
-    cudaEvent_t a, b;
-    WORKER_CUDA_CHECK(cudaEventCreate(&a));
-    WORKER_CUDA_CHECK(cudaEventCreate(&b));
-    WORKER_CUDA_CHECK(cudaEventRecord(a));
-    for (int i = 0; i < 10; ++i) launch();
-    WORKER_CUDA_CHECK(cudaEventRecord(b));
-    WORKER_CUDA_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    WORKER_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    WORKER_CUDA_CHECK(cudaEventDestroy(a));
-    WORKER_CUDA_CHECK(cudaEventDestroy(b));
-    return ms / 10.0f;
-  };
+  auto timed_ms = [](const std::function<void()>& launch) { return mean_launch_ms(launch, 10); };
   // The traced launch runs alone, after a 512 MB write that evicts its weights from L2 (as the other
   // matvecs of a decode step do) and with nothing before it to wait for.
   device_buffer<std::uint8_t> flush(std::size_t{512} << 20);
@@ -550,9 +553,9 @@ TEST_CASE("fan-out block timelines on the 7B FFN shapes", "[.trace]") {
     constexpr std::size_t k_max_blocks = 1 << 16;
     device_buffer<fan_trace_record> rec(k_max_blocks);
     set_matvec_variant(variant);
-    const float plain_ms = timed_ms(launch);
+    const double plain_ms = timed_ms(launch);
     set_matvec_variant(std::string("ftrace,") + variant);
-    const float traced_ms = timed_ms(launch);
+    const double traced_ms = timed_ms(launch);
     WORKER_CUDA_CHECK(cudaMemset(rec.get(), 0, k_max_blocks * sizeof(fan_trace_record)));
     WORKER_CUDA_CHECK(cudaMemset(flush.get(), 1, flush.size()));
     WORKER_CUDA_CHECK(cudaDeviceSynchronize());
@@ -627,22 +630,7 @@ TEST_CASE("fan-out launch cost against launch length on the 7B FFN shapes", "[.l
   struct variant_guard {
     ~variant_guard() { set_matvec_variant(""); }
   } guard;
-  auto timed_us = [](const std::function<void()>& launch) {
-    for (int i = 0; i < 3; ++i) launch();
-    cudaEvent_t a, b;
-    WORKER_CUDA_CHECK(cudaEventCreate(&a));
-    WORKER_CUDA_CHECK(cudaEventCreate(&b));
-    constexpr int k_reps = 20;
-    WORKER_CUDA_CHECK(cudaEventRecord(a));
-    for (int i = 0; i < k_reps; ++i) launch();
-    WORKER_CUDA_CHECK(cudaEventRecord(b));
-    WORKER_CUDA_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    WORKER_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    WORKER_CUDA_CHECK(cudaEventDestroy(a));
-    WORKER_CUDA_CHECK(cudaEventDestroy(b));
-    return 1e3 * static_cast<double>(ms) / k_reps;
-  };
+  auto timed_us = [](const std::function<void()>& launch) { return 1e3 * mean_launch_ms(launch, 20); };
   constexpr int k_max = 8;
   const std::size_t d = 3584, ff = 18944;
   const auto x = random_normal(ff, 91);
