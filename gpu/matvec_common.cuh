@@ -165,10 +165,10 @@ __device__ __forceinline__ void store_rows(const mv_seg& sg, std::uint32_t rows,
 // long-row launches fdN fdt1 fdt2 fdt4 fdu1 fdu2 fdu4 and for small launches fsbN fsr1 fsr2 fsr4;
 // fmma / nomma: Q4_K on int8 tensor cores; fwef / nowef: weight loads L1::evict_first or not;
 // nonarrow: Q4_K four-row tasks without the registers of five 128-thread blocks per SM; ftrace:
-// block timelines; hionly: a measuring probe, not the product's
-// numerics — the Q4_K, Q6_K and Q8_0 dots on the high activation level alone), stream rows / depth / header sharing at one column (str1 str2, sts2 sts3 sts4
-// sts6 sts8), staged pipeline depth (s2 s3 s4 s6 s8) and rows per warp at one column (r1 r2 with
-// s4), legacy variants (r1u4 r1u2 r2u2 r2u4 r4u1), L2 prefetch (pf | pfhead | nopf) and programmatic
+// block timelines; hionly: a measuring probe, not the product's numerics — the Q4_K, Q6_K and Q8_0
+// dots on the high activation level alone), stream rows / depth / header sharing at one column (str1
+// str2, sts2 sts3 sts4 sts6 sts8), staged pipeline depth (s2 s3 s4 s6 s8) and rows per warp at one
+// column (r1 r2 with s4), legacy variants (r1u4 r1u2 r2u2 r2u4 r4u1), L2 prefetch (pf | pfhead | nopf) and programmatic
 // dependent launch (pdl | nopdl). -1: the measured per-type default.
 struct mv_tuning {
   int family = -1;          // 0 legacy, 1 staged, 2 stream, 3 fanout
