@@ -31,6 +31,9 @@ mv_tuning parse_tuning(const std::string& spec) {
     else if (tok == "fsr1" || tok == "fsr2" || tok == "fsr4") t.fanout_small_task_rows = tok[3] - '0';
     else if (tok.size() > 3 && tok.rfind("fsb", 0) == 0 && tok.find_first_not_of("0123456789", 3) == std::string::npos &&
              tok.size() <= 6) t.fanout_small_rows = std::stoi(tok.substr(3));
+    else if (tok == "fgt1" || tok == "fgt2" || tok == "fgt4") t.fanout_swiglu_task_rows = tok[3] - '0';
+    else if (tok.size() > 2 && tok.rfind("fg", 0) == 0 && tok.find_first_not_of("0123456789", 2) == std::string::npos &&
+             tok.size() <= 5) t.fanout_swiglu_rows = std::stoi(tok.substr(2));
     else if (tok == "hionly") t.hi_only = 1;
     else if (tok == "fwef") t.fanout_evict_first = 1;
     else if (tok == "nowef") t.fanout_evict_first = 0;

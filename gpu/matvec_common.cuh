@@ -162,7 +162,8 @@ __device__ __forceinline__ void store_rows(const mv_seg& sg, std::uint32_t rows,
 // staged@TYPE / stream@TYPE / fanout@TYPE for one weight type, e.g. legacy@q6_k; fanout only at one
 // column, fsN: fan-out for launches of at most N·2^20 weights; fan-out rows per block fbN, rows per
 // thread task ft1 ft2 ft4, units per task fu1 fu2 fu4, trimmed blocks ftrim / fwide; the same for
-// long-row launches fdN fdt1 fdt2 fdt4 fdu1 fdu2 fdu4 and for small launches fsbN fsr1 fsr2 fsr4;
+// long-row launches fdN fdt1 fdt2 fdt4 fdu1 fdu2 fdu4, for small launches fsbN fsr1 fsr2 fsr4 and for
+// gate + up (SwiGLU) launches fgN fgt1 fgt2 fgt4;
 // fmma / nomma: Q4_K on int8 tensor cores; fwef / nowef: weight loads L1::evict_first or not;
 // nonarrow: Q4_K four-row tasks without the registers of five 128-thread blocks per SM; ftrace:
 // block timelines; hionly: a measuring probe, not the product's numerics — the Q4_K, Q6_K and Q8_0
@@ -191,6 +192,8 @@ struct mv_tuning {
   int fanout_long_task_units = 0;  // fan-out: consecutive units per task there (fdu1 fdu2 fdu4), 0 default
   int fanout_small_rows = 0;       // fan-out: rows per block of small launches (fsbN; ≤ k_fan_small_weights), 0 default
   int fanout_small_task_rows = 0;  // fan-out: rows per task there (fsr1 fsr2 fsr4), 0 default
+  int fanout_swiglu_rows = 0;      // fan-out: output rows per block of gate + up launches (fgN), 0 default
+  int fanout_swiglu_task_rows = 0; // fan-out: rows per task there (fgt1 fgt2 fgt4), 0 default
   int fanout_mma = -1;             // fan-out, Q4_K: the int8 tensor-core kernel (fmma 1, nomma 0), -1 default
   int fanout_trace = 0;            // fan-out: block timelines to set_matvec_trace's array (ftrace), 0 off
   int fanout_narrow = -1;          // fan-out, Q4_K four-row tasks in blocks ≤ 128 threads: registers of 5 blocks per SM (nonarrow 0), -1 default (on)

@@ -660,9 +660,14 @@ constexpr bool tunable() {
 // 293–299). Rows per task share the activation loads of a unit. The K-quants: four rows per task in
 // trimmed blocks (Q4_K_M 366–368 tok/s in runs S6-6/8 vs 360–364 for the streaming kernel, 323–347
 // with two rows per task in full blocks).
+// Q8_0's gate + up launch alone takes four rows a task (fgtN: the task rows of SwiGLU launches):
+// one round of 224 tasks a 4-row block, where two-row tasks took two (448 tasks on 256 threads). H200
+// run S19-1, batch 1: 422.0 tok/s (420.4 with 8-row blocks) against 413.6 / 416.8 for two-row tasks
+// (fg2 412.4, fg8 404.7, fgt1 with 2-row blocks 383.4); Q4_K_M unchanged (its gate + up is Q4_K,
+// four rows already). Session 6's "four rows per task 293–299" was every Q8_0 launch at once.
 template <ggml_type T>
-constexpr int default_task_rows() {
-  return T == ggml_type::q8_0 ? 2 : 4;
+constexpr int default_task_rows(bool swiglu) {
+  return T == ggml_type::q8_0 && !swiglu ? 2 : 4;
 }
 template <ggml_type T>
 constexpr bool default_trim() {
@@ -697,13 +702,14 @@ struct fan_task_shape {
   int rt, ut;
 };
 template <ggml_type T>
-fan_task_shape fan_task_shape_for(const mv_tuning& t, bool long_rows, bool small) {
+fan_task_shape fan_task_shape_for(const mv_tuning& t, bool long_rows, bool small, bool swiglu) {
   if constexpr (!tunable<T>()) {
     return {2, 1};
   } else {
-    int rt = t.fanout_task_rows ? t.fanout_task_rows : default_task_rows<T>();
+    int rt = t.fanout_task_rows ? t.fanout_task_rows : default_task_rows<T>(swiglu);
     if (long_rows && t.fanout_long_task_rows) rt = t.fanout_long_task_rows;
     if (small && t.fanout_small_task_rows) rt = t.fanout_small_task_rows;
+    if (swiglu && t.fanout_swiglu_task_rows) rt = t.fanout_swiglu_task_rows;
     int ut = t.fanout_task_units ? t.fanout_task_units : 1;
     if (long_rows && t.fanout_long_task_units) ut = t.fanout_long_task_units;
     if (rt != 4 && rt != 1) rt = 2;
@@ -721,7 +727,8 @@ bool fanout_reads_sb_minor(ggml_type type) {
   auto four_rows = [&](auto shape_for) {
     for (const bool long_rows : {false, true})
       for (const bool small : {false, true})
-        if (shape_for(t, long_rows, small).rt != 4) return false;
+        for (const bool swiglu : {false, true})
+          if (shape_for(t, long_rows, small, swiglu).rt != 4) return false;
     return true;
   };
   if (type == ggml_type::q4_k) return four_rows(fan_task_shape_for<ggml_type::q4_k>);
@@ -743,6 +750,7 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
                                           : k_default_block_rows;
   if (long_rows && t.fanout_long_rows) rows = t.fanout_long_rows;
   if (small && t.fanout_small_rows) rows = t.fanout_small_rows;
+  if (SWIGLU && t.fanout_swiglu_rows) rows = t.fanout_swiglu_rows;
   const bool trim = t.fanout_trim >= 0 ? t.fanout_trim == 1 : default_trim<T>();
 
   if constexpr (T == ggml_type::q4_k) {
@@ -758,7 +766,7 @@ bool launch_fanout(mv_params& p, bool pdl, cudaStream_t stream) {
     return launch_rt<T, SWIGLU, 2, 1>(p, pdl, stream, rows, trim);  // the only shape instantiated for T
   } else {
     using launcher = bool (*)(mv_params&, bool, cudaStream_t, int, bool);
-    const fan_task_shape sh = fan_task_shape_for<T>(t, long_rows, small);
+    const fan_task_shape sh = fan_task_shape_for<T>(t, long_rows, small, SWIGLU);
     const launcher chosen =
         sh.rt == 4   ? launch_rt<T, SWIGLU, 4, 1>
         : sh.rt == 1 ? (sh.ut == 4 ? launch_rt<T, SWIGLU, 1, 4> : sh.ut == 2 ? launch_rt<T, SWIGLU, 1, 2> : launch_rt<T, SWIGLU, 1, 1>)

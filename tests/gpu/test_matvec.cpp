@@ -321,8 +321,9 @@ TEST_CASE("matvec kernel families and tuning variants are bit-identical", "[matv
                                       "fanout,ft1,fu4,fb5", "fanout,ft4", "fanout,ft4,fb12,ftrim", "fanout,ftrim", "fanout,fwide",
                                       "fanout,ft2,fwide", "stream@q4_k,stream@q6_k", "fmma", "fanout,fmma,fb48", "fanout,fmma,fb16,nopdl", "fmma,fb48,fsb32",
                                       "fanout,fsb2,fsr1", "fanout,fsb12,fsr4", "fsb4", "nowef", "fanout,fwef,fb7,ft2", "fanout,nowef,ft4,fb12",
-                                      "nonarrow", "fanout,nonarrow,fb12", "nonarrow,fsb8", "fb12", "fsb8"};
-  if (reduced_run()) variants = {"legacy", "legacy,late", "staged", "s6", "stream", "str1,sts8", "fanout", "fanout,ft1,fb7", "fanout,fu4", "fanout,ft4,ftrim", "fanout,ft2,fwide", "fmma", "fmma,fb48", "fsb4", "nowef", "nonarrow"};
+                                      "nonarrow", "fanout,nonarrow,fb12", "nonarrow,fsb8", "fb12", "fsb8", "fgt2", "fg3,fgt1",
+                                      "fg12,fgt4", "fanout,fg2", "ft2,fgt2,fg8"};
+  if (reduced_run()) variants = {"legacy", "legacy,late", "staged", "s6", "stream", "str1,sts8", "fanout", "fanout,ft1,fb7", "fanout,fu4", "fanout,ft4,ftrim", "fanout,ft2,fwide", "fmma", "fmma,fb48", "fsb4", "nowef", "nonarrow", "fgt2"};
   std::uint64_t seed = 5000;
   for (const ggml_type type : k_types) {
     INFO("type " << worker::model::type_name(type));
