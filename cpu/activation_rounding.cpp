@@ -42,7 +42,39 @@ void round_q8_k(float* x, std::size_t n) {
   }
 }
 
+// gpu/q8_act.cuh's quantize_values per block of 32, as values: d_hi = max|x|/127, q_hi = round(x/d_hi),
+// r = x − d_hi·q_hi, d_lo = max|r|/127, q_lo = round(r/d_lo); the kernels' dots see d_hi·q_hi (+ d_lo·q_lo).
+void round_q8_levels(float* x, std::size_t n, bool two_levels) {
+  for (std::size_t b = 0; b < n; b += 32) {
+    float amax = 0.0f;
+    for (std::size_t i = 0; i < 32; ++i) amax = std::max(amax, std::abs(x[b + i]));
+    const float dh = amax / 127.0f;
+    float qh[32], r[32], rmax = 0.0f;
+    for (std::size_t i = 0; i < 32; ++i) {
+      qh[i] = dh == 0.0f ? 0.0f : round_even(x[b + i] / dh);
+      r[i] = x[b + i] - dh * qh[i];
+      rmax = std::max(rmax, std::abs(r[i]));
+    }
+    const float dl = rmax / 127.0f;
+    for (std::size_t i = 0; i < 32; ++i) {
+      const float ql = dl == 0.0f ? 0.0f : round_even(r[i] / dl);
+      x[b + i] = two_levels ? dh * qh[i] + dl * ql : dh * qh[i];
+    }
+  }
+}
+
 }  // namespace
+
+void round_activations(activation_rounding mode, model::ggml_type weight_type, float* x, std::size_t n) {
+  if (mode == activation_rounding::exact || weight_type == model::ggml_type::f32) return;
+  if (mode == activation_rounding::llama_cpu) return round_activations_like_llama(weight_type, x, n);
+  if (mode == activation_rounding::fp16) {
+    for (std::size_t i = 0; i < n; ++i) x[i] = model::fp16_to_fp32(model::fp32_to_fp16(x[i]));
+    return;
+  }
+  if (n % 32 != 0) throw std::invalid_argument("int8 activation rounding needs a multiple of 32 values");
+  round_q8_levels(x, n, mode == activation_rounding::q8_two_level);
+}
 
 void round_activations_like_llama(model::ggml_type weight_type, float* x, std::size_t n) {
   using model::ggml_type;

@@ -26,10 +26,18 @@ namespace worker::cpu {
 enum class activation_rounding {
   exact,      // fp32 activations (the reference)
   llama_cpu,  // round like llama.cpp's CPU backend for the weight's type (see above)
+  // Numerics studies of GPU decode designs (engine_eval --rounding; every weight type but F32 alike):
+  q8_two_level,  // the CUDA decode matvecs' two-level int8 blocks of 32 (gpu/q8_act.cuh): d_hi·q_hi + d_lo·q_lo
+  q8_one_level,  // their high level alone (the hionly probe, llama.cpp's q8_1 without its fp16 scale)
+  fp16,          // fp16 activations (a W4A16-style decode on fp16 tensor cores; the prefill GEMMs' activations)
 };
 
 // Replaces x[0..n) by the values llama.cpp's vec_dot would see for a weight of `weight_type`.
 // n must be a multiple of the rounding block (32 or 256) for the quantized cases.
 void round_activations_like_llama(model::ggml_type weight_type, float* x, std::size_t n);
+
+// Replaces x[0..n) by its value under `mode` for a weight of `weight_type` (exact: unchanged; the study
+// modes: n a multiple of 32).
+void round_activations(activation_rounding mode, model::ggml_type weight_type, float* x, std::size_t n);
 
 }  // namespace worker::cpu

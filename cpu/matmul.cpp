@@ -56,11 +56,11 @@ void embedding_row(const weight_matrix& table, std::size_t id, float* out) {
 void matmul(const matmul_args& args, thread_pool* pool) {
   matmul_args a = args;
   std::vector<float> rounded;
-  if (a.rounding == activation_rounding::llama_cpu && a.w->type != model::ggml_type::f32) {
+  if (a.rounding != activation_rounding::exact && a.w->type != model::ggml_type::f32) {
     rounded.resize(a.n_tokens * a.w->cols);
     for (std::size_t t = 0; t < a.n_tokens; ++t) {
       std::memcpy(rounded.data() + t * a.w->cols, a.x + t * a.x_stride, a.w->cols * sizeof(float));
-      round_activations_like_llama(a.w->type, rounded.data() + t * a.w->cols, a.w->cols);
+      round_activations(a.rounding, a.w->type, rounded.data() + t * a.w->cols, a.w->cols);
     }
     a.x = rounded.data();
     a.x_stride = a.w->cols;

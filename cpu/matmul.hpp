@@ -50,7 +50,7 @@ struct matmul_args {
   std::size_t y_stride = 0;     // floats between tokens of y (>= rows)
   const float* bias = nullptr;  // [rows] added after the dot product, or null
   bool accumulate = false;      // y += W·x (+bias) instead of y = ...
-  activation_rounding rounding = activation_rounding::exact;  // test-only llama.cpp emulation
+  activation_rounding rounding = activation_rounding::exact;  // test-only: llama.cpp emulation, numerics studies
 };
 
 // y = W·x (+ bias) for every token; rows are split over the pool's threads.

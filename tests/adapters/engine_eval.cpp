@@ -52,6 +52,9 @@ struct options {
   std::string mutation = "none";
   bool expect_mismatch = false;
   bool llama_rounding = false;   // emulate llama.cpp's activation rounding (cpu/activation_rounding.hpp)
+  std::string rounding;          // --rounding MODE: the engine's activations rounded by a numerics study
+                                 // mode (q8x2 | q8x1 | fp16 | llama; cpu/activation_rounding.hpp), against
+                                 // a reference this tool wrote for the exact engine (--write-reference)
   std::string write_reference;   // diagnostics: write OUR top-40 in the reference format (same prompts)
   double route_eps = 0.0;        // MoE: a position whose k-th/(k+1)-th router logit gap is below this in
                                  // some layer is a routing near-tie (excluded from the tolerance check),
@@ -65,7 +68,7 @@ struct options {
                "usage: engine_eval --model F --reference R.json [--tolerance T] [--eps E] [--top N]\n"
                "                   [--threads N] [--mutation NAME] [--expect-mismatch] [--llama-rounding]\n"
                "                   [--route-eps G] [--route-lookback N] [--emulated-exact X --min-exact F]\n"
-               "                   [--report OUT.json] [--write-reference OUT]\n");
+               "                   [--report OUT.json] [--write-reference OUT] [--rounding q8x2|q8x1|fp16|llama]\n");
   std::exit(2);
 }
 
@@ -87,6 +90,7 @@ options parse(int argc, char** argv) {
     else if (a == "--mutation") o.mutation = value();
     else if (a == "--expect-mismatch") o.expect_mismatch = true;
     else if (a == "--llama-rounding") o.llama_rounding = true;
+    else if (a == "--rounding") o.rounding = value();
     else if (a == "--write-reference") o.write_reference = value();
     else if (a == "--route-eps") o.route_eps = std::stod(value());
     else if (a == "--route-lookback") o.route_lookback = std::stoul(value());
@@ -163,6 +167,14 @@ int main(int argc, char** argv) try {
   eo.max_context = 4096;
   eo.adapter.mutation = worker::adapters::adapter_mutation_from_string(o.mutation);
   if (o.llama_rounding) eo.rounding = worker::cpu::activation_rounding::llama_cpu;
+  if (!o.rounding.empty()) {
+    using worker::cpu::activation_rounding;
+    if (o.rounding == "q8x2") eo.rounding = activation_rounding::q8_two_level;
+    else if (o.rounding == "q8x1") eo.rounding = activation_rounding::q8_one_level;
+    else if (o.rounding == "fp16") eo.rounding = activation_rounding::fp16;
+    else if (o.rounding == "llama") eo.rounding = activation_rounding::llama_cpu;
+    else usage();
+  }
   // MoE models: record, per batch row, the smallest gap between the k-th and (k+1)-th router logit over
   // all layers. Top-k routing is discontinuous: where that gap is within the noise, llama.cpp may pick
   // another expert set and its output legitimately jumps.
@@ -194,7 +206,7 @@ int main(int argc, char** argv) try {
   // alone moves our log-probs is the yardstick for the per-type tolerance (cpu/activation_rounding.hpp).
   std::unique_ptr<worker::adapters::engine> rounded;
   // (Not for an all-F32 file: llama.cpp rounds nothing there, and the second run would only cost time.)
-  if (!o.llama_rounding && o.mutation == "none" && engine->summary().quantization != "F32") {
+  if (!o.llama_rounding && o.rounding.empty() && o.mutation == "none" && engine->summary().quantization != "F32") {
     auto ro = eo;
     ro.rounding = worker::cpu::activation_rounding::llama_cpu;
     if (experts_used > 0) {
@@ -207,7 +219,9 @@ int main(int argc, char** argv) try {
   const std::size_t vocab = engine->summary().vocab_size;
   std::printf("engine_eval: %s (%s, %s), mutation %s, activations %s, tolerance %.4g, eps %.4g, top %zu\n",
               o.model.c_str(), engine->summary().architecture.c_str(), engine->summary().quantization.c_str(),
-              o.mutation.c_str(), o.llama_rounding ? "rounded like llama.cpp" : "fp32", o.tolerance, o.eps, o.top_n);
+              o.mutation.c_str(),
+              o.llama_rounding ? "rounded like llama.cpp" : o.rounding.empty() ? "fp32" : ("rounded: " + o.rounding).c_str(),
+              o.tolerance, o.eps, o.top_n);
 
   bool ok = true;
   nlohmann::json report = {{"model", o.model}, {"mutation", o.mutation}, {"tolerance", o.tolerance}, {"eps", o.eps}};

@@ -3,8 +3,10 @@
 // bit for bit).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "cpu/matmul.hpp"
@@ -151,4 +153,70 @@ TEST_CASE("dot_f32 handles lengths that are not a multiple of its 8 lanes", "[ma
 TEST_CASE("weight rows must be whole blocks", "[matmul]") {
   std::vector<std::byte> bytes(1024);
   CHECK_THROWS_AS(worker::cpu::make_weight_matrix(ggml_type::q4_k, bytes.data(), 1, 100), std::invalid_argument);
+}
+
+// The numerics-study rounding modes (cpu/activation_rounding.hpp, engine_eval --rounding): each stays
+// within its format's error bound and matmul applies it to the activations only.
+TEST_CASE("study rounding modes stay within their formats' bounds and reach the matmul", "[matmul][rounding]") {
+  using worker::cpu::activation_rounding;
+  const std::size_t n = 256;
+  std::mt19937 rng(21);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (auto& v : x) v = nd(rng);
+  x[7] = 0.0f;
+  x[40] *= 50.0f;  // an outlier in the second block of 32
+  auto rounded = [&](activation_rounding mode, ggml_type type) {
+    std::vector<float> r = x;
+    worker::cpu::round_activations(mode, type, r.data(), n);
+    return r;
+  };
+  // Bound per block of 32 as a fraction of the block's max |x| (fp16: of |x| itself).
+  auto check_bound = [&](const std::vector<float>& r, double per_amax, double per_value) {
+    double worst = 0;
+    for (std::size_t b = 0; b < n; b += 32) {
+      float amax = 0;
+      for (std::size_t i = 0; i < 32; ++i) amax = std::max(amax, std::abs(x[b + i]));
+      for (std::size_t i = 0; i < 32; ++i) {
+        const double err = std::abs(double(r[b + i]) - x[b + i]);
+        REQUIRE(err <= per_amax * amax + per_value * std::abs(x[b + i]) + 6e-8);  // (fp16 subnormals: 2^-25)
+        worst = std::max(worst, err);
+      }
+    }
+    return worst;
+  };
+  CHECK(rounded(activation_rounding::exact, ggml_type::q4_k) == x);
+  CHECK(rounded(activation_rounding::q8_two_level, ggml_type::f32) == x);  // F32 weights: nothing rounded
+  const auto two = rounded(activation_rounding::q8_two_level, ggml_type::q4_k);
+  const auto one = rounded(activation_rounding::q8_one_level, ggml_type::q8_0);
+  const auto half = rounded(activation_rounding::fp16, ggml_type::q6_k);
+  // Two levels: |error| ≤ d_lo/2 ≤ max|x|/64516 (gpu/q8_act.cuh); one level: ≤ d_hi/2 = max|x|/254;
+  // fp16: ≤ 2^-11 |x| (normal range). Float rounding of d·q adds a few ulps: 1 % slack.
+  const double e2 = check_bound(two, 1.01 / 64516.0, 0), e1 = check_bound(one, 1.01 / 254.0, 0);
+  const double eh = check_bound(half, 0, 1.0 / 2048.0);
+  CHECK(e2 > 0.0);
+  CHECK(e1 > 50 * e2);  // the second level is what the two-level format adds
+  CHECK(eh > 0.0);
+  CHECK(two[7] == 0.0f);
+  CHECK(one[7] == 0.0f);
+  CHECK_THROWS_AS(worker::cpu::round_activations(activation_rounding::q8_two_level, ggml_type::q4_k, x.data(), 48),
+                  std::invalid_argument);
+
+  // matmul with a mode = exact matmul of the rounded activations, bit for bit.
+  const stored s = make_weights(ggml_type::q4_k, 9, n, 23);
+  for (const activation_rounding mode :
+       {activation_rounding::q8_two_level, activation_rounding::q8_one_level, activation_rounding::fp16}) {
+    std::vector<float> y(9, 0.0f);
+    worker::cpu::matmul_args a;
+    a.w = &s.w;
+    a.x = x.data();
+    a.x_stride = n;
+    a.n_tokens = 1;
+    a.y = y.data();
+    a.y_stride = 9;
+    a.rounding = mode;
+    worker::cpu::matmul(a, nullptr);
+    CHECK(y == run(s.w, rounded(mode, ggml_type::q4_k), 1, nullptr));
+    CHECK(y != run(s.w, x, 1, nullptr));
+  }
 }
