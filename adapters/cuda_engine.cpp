@@ -391,13 +391,15 @@ class cuda_engine_impl final : public cuda_engine {
   void run_decode(const std::vector<sequence_handle>& seqs, const std::vector<token_id>& toks) {
     const auto b = static_cast<std::uint32_t>(seqs.size());
     WORKER_CUDA_CHECK(cudaStreamSynchronize(ctx_.compute_stream()));  // the mirror is free again
+    std::uint32_t positions = 0;  // the longest sequence's, with the new token
     for (std::uint32_t j = 0; j < b; ++j) {
       hm_.ids[j] = toks[j];
       hm_.seqs[j] = desc_of(seqs[j]);
       hm_.tok_seq[j] = static_cast<std::int32_t>(j);
       hm_.tok_pos[j] = static_cast<std::int32_t>(slots_.at(seqs[j]).length);
+      positions = std::max(positions, slots_.at(seqs[j]).length + 1);
     }
-    graphs_.launch(pc_, b, opt_.cuda_graphs);
+    graphs_.launch(pc_, b, decode_attention_splits(s_, positions, opt_.attention_grid_by_positions), opt_.cuda_graphs);
   }
 
   void prefill(const forward_item& item, forward_output& out) {
@@ -415,7 +417,8 @@ class cuda_engine_impl final : public cuda_engine {
       *hm_.p_seq = desc_of(item.sequence);
       const bool last = c0 + n == n_total;
       float* dst = item.all_logits ? out.logits.data() + static_cast<std::size_t>(c0) * dm_.vocab : out.logits.data();
-      run_prefill_chunk(pc_, n, item.all_logits || last, item.all_logits, dst);
+      const std::uint32_t splits = prefill_attention_splits(s_, s.length + c0 + n, opt_.attention_grid_by_positions);
+      run_prefill_chunk(pc_, n, splits, item.all_logits || last, item.all_logits, dst);
     }
     WORKER_CUDA_CHECK(cudaStreamSynchronize(ctx_.compute_stream()));
   }

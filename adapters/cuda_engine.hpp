@@ -39,6 +39,9 @@ struct cuda_engine_options {
                                       // RoPE table and the attention split grid
   std::uint32_t prefill_chunk = 512;  // prompt tokens per GEMM pass
   bool cuda_graphs = true;            // capture/replay the decode step
+  // Attention grids sized by the positions a pass attends over (cuda_engine_state.hpp
+  // decode_attention_splits); false: by the context limit, as before session 19 (tests, measuring).
+  bool attention_grid_by_positions = true;
   std::uint64_t kv_plan_bytes = 0;    // KV bytes the pre-flight plans for; 0: max_sequences × min(1024, context)
   adapter_options adapter;
   // Loader: called with (bytes done, bytes total, tensors done, tensors total, phase name).

@@ -407,7 +407,20 @@ void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t contex
   s.max_pen = k_max_batch * 4096;
 }
 
-void enqueue_decode(const pass_context& pc, std::uint32_t b) {
+std::uint32_t decode_attention_splits(const scratch& s, std::uint32_t positions, bool by_positions) {
+  if (!by_positions) return s.max_splits;
+  const std::uint32_t need = gpu::attn_splits_for(positions, decode_split());
+  std::uint32_t width = 16;
+  while (width < need && width < s.max_splits) width *= 2;
+  return std::min(width, s.max_splits);
+}
+
+std::uint32_t prefill_attention_splits(const scratch& s, std::uint32_t positions, bool by_positions) {
+  if (!by_positions) return s.max_splits_prefill;
+  return std::min(gpu::attn_splits_for(positions, gpu::k_attn_split_prefill), s.max_splits_prefill);
+}
+
+void enqueue_decode(const pass_context& pc, std::uint32_t b, std::uint32_t attn_splits) {
   const decode_fusion& fuse = decode_settings();
   const dev_model& m = *pc.model;
   const bool pdl = fuse.pdl;
@@ -436,7 +449,7 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
     qkv_matvec(L, x, s, m, st, fuse.vbranch ? pc.ctx : nullptr);
 
     const token_rows tokens{s.q, s.seqs, s.tok_seq, s.tok_pos, b};
-    gpu::attention_args a = attention_over_cache(m, tokens, l, decode_split(), s.max_splits, s.att_po, s.att_pml);
+    gpu::attention_args a = attention_over_cache(m, tokens, l, decode_split(), attn_splits, s.att_po, s.att_pml);
     a.out = s.xf;
     a.ldo = s.xw;
     a.out_q8 = s.xq;
@@ -478,7 +491,8 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b) {
   gpu::matvec(std::span(&lo, 1), x, st);
 }
 
-void run_prefill_chunk(const pass_context& pc, std::uint32_t n, bool want_logits, bool all_logits, float* host_logits) {
+void run_prefill_chunk(const pass_context& pc, std::uint32_t n, std::uint32_t attn_splits, bool want_logits,
+                       bool all_logits, float* host_logits) {
   const dev_model& m = *pc.model;
   const scratch& s = *pc.s;
   const host_mirror& hm = *pc.hm;
@@ -533,8 +547,8 @@ void run_prefill_chunk(const pass_context& pc, std::uint32_t n, bool want_logits
     for (std::uint32_t q0 = 0; q0 < n; q0 += k_query_slice) {
       const std::uint32_t nq = std::min(k_query_slice, n - q0);
       const token_rows slice{s.pq + static_cast<std::size_t>(q0) * m.q_dim, s.p_seq, s.p_tok_seq + q0, s.p_tok_pos + q0, nq};
-      gpu::attention_args a = attention_over_cache(m, slice, l, gpu::k_attn_split_prefill, s.max_splits_prefill,
-                                                   s.p_att_po, s.p_att_pml);
+      gpu::attention_args a = attention_over_cache(m, slice, l, gpu::k_attn_split_prefill, attn_splits, s.p_att_po,
+                                                   s.p_att_pml);
       a.out_f16 = s.a16 + static_cast<std::size_t>(q0) * s.aw;
       a.ld_f16 = s.aw;
       gpu::attention(a, st);
@@ -625,22 +639,23 @@ void disable_nodes_for_measuring(cudaGraph_t g, cudaGraphExec_t exec) {
 }  // namespace
 
 decode_graphs::~decode_graphs() {
-  for (auto& e : exec_) {
+  for (auto& [key, e] : exec_) {
     if (e) cudaGraphExecDestroy(e);
   }
 }
 
-void decode_graphs::launch(const pass_context& pc, std::uint32_t b, bool use_graphs) {
+void decode_graphs::launch(const pass_context& pc, std::uint32_t b, std::uint32_t attn_splits, bool use_graphs) {
   const cudaStream_t st = pc.ctx->compute_stream();
   if (!use_graphs) {
-    enqueue_decode(pc, b);
+    enqueue_decode(pc, b, attn_splits);
     return;
   }
-  if (!exec_[b]) {
+  cudaGraphExec_t& exec = exec_[{b, attn_splits}];
+  if (!exec) {
     cudaGraph_t g = nullptr;
     WORKER_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
     try {
-      enqueue_decode(pc, b);
+      enqueue_decode(pc, b, attn_splits);
     } catch (...) {
       cudaStreamEndCapture(st, &g);
       if (g) cudaGraphDestroy(g);
@@ -648,10 +663,11 @@ void decode_graphs::launch(const pass_context& pc, std::uint32_t b, bool use_gra
       throw;
     }
     WORKER_CUDA_CHECK(cudaStreamEndCapture(st, &g));
-    const cudaError_t err = cudaGraphInstantiate(&exec_[b], g, 0);
+    const cudaError_t err = cudaGraphInstantiate(&exec, g, 0);
+    if (err != cudaSuccess) exec = nullptr;  // captured again next time
     if (err == cudaSuccess) {
       try {
-        disable_nodes_for_measuring(g, exec_[b]);
+        disable_nodes_for_measuring(g, exec);
       } catch (...) {
         cudaGraphDestroy(g);
         throw;
@@ -660,7 +676,7 @@ void decode_graphs::launch(const pass_context& pc, std::uint32_t b, bool use_gra
     cudaGraphDestroy(g);
     WORKER_CUDA_CHECK(err);
   }
-  WORKER_CUDA_CHECK(cudaGraphLaunch(exec_[b], st));
+  WORKER_CUDA_CHECK(cudaGraphLaunch(exec, st));
 }
 
 }  // namespace worker::adapters::cuda_detail

@@ -9,7 +9,9 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "adapters/decoder.hpp"
@@ -151,23 +153,38 @@ void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t contex
 // separate copies and the caller copies the sampling parameters itself (as before session 12).
 bool decode_inputs_in_one_copy();
 
+// The attention grids' width along the key axis (splits), sized by the positions a step attends over
+// rather than by the context limit: a split block past the last position has nothing to do, and with
+// the worker's default context (8192 positions: 256 decode splits a KV head) those blocks outnumbered
+// the working ones ~10 to 1 (H200 run S19-6, Q4_K_M, 640 positions: decode −2 % at batch 1 and −7 % at
+// batch 4 / 16, prefill −20 % with a 32,768-position context against a 704-position one). Each split's
+// partials and the merge are computed the same way whatever the width, so the bits do not change.
+// Decode: the smallest of 16·2^k splits that covers `positions`, at most s.max_splits (a graph per
+// width, few widths); prefill (not captured): exactly the splits `positions` needs. With
+// `by_positions` false, the context's (the measuring / test switch cuda_engine_options::
+// attention_grid_by_positions).
+std::uint32_t decode_attention_splits(const scratch& s, std::uint32_t positions, bool by_positions);
+std::uint32_t prefill_attention_splits(const scratch& s, std::uint32_t positions, bool by_positions);
+
 // Decode step for `b` sequences whose inputs are already in the host mirror (hm.step_in: ids, seqs,
-// tok_pos, sparams): copies them to the device and enqueues the whole step; logits land in s.logits
-// [b][vocab].
-void enqueue_decode(const pass_context& pc, std::uint32_t b);
+// tok_pos, sparams): copies them to the device and enqueues the whole step, its attention over
+// `attn_splits` splits a KV head (decode_attention_splits); logits land in s.logits [b][vocab].
+void enqueue_decode(const pass_context& pc, std::uint32_t b, std::uint32_t attn_splits);
 
-// One prefill chunk of `n` tokens of one sequence (inputs in the host mirror's p_* arrays). When
-// `all_logits`, every row's logits go to `host_logits` ([n][vocab]); else only the last row's.
-void run_prefill_chunk(const pass_context& pc, std::uint32_t n, bool want_logits, bool all_logits, float* host_logits);
+// One prefill chunk of `n` tokens of one sequence (inputs in the host mirror's p_* arrays), its
+// attention over `attn_splits` splits (prefill_attention_splits). When `all_logits`, every row's
+// logits go to `host_logits` ([n][vocab]); else only the last row's.
+void run_prefill_chunk(const pass_context& pc, std::uint32_t n, std::uint32_t attn_splits, bool want_logits,
+                       bool all_logits, float* host_logits);
 
-// The CUDA graphs of the decode step, one per batch size.
+// The CUDA graphs of the decode step, one per batch size and attention width.
 class decode_graphs {
  public:
   ~decode_graphs();
-  void launch(const pass_context& pc, std::uint32_t b, bool use_graphs);
+  void launch(const pass_context& pc, std::uint32_t b, std::uint32_t attn_splits, bool use_graphs);
 
  private:
-  std::array<cudaGraphExec_t, k_max_batch + 1> exec_{};
+  std::map<std::pair<std::uint32_t, std::uint32_t>, cudaGraphExec_t> exec_;  // (b, attn_splits)
 };
 
 }  // namespace worker::adapters::cuda_detail

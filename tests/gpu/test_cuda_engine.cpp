@@ -289,6 +289,46 @@ TEST_CASE("CUDA graph replay gives bit-identical logits to direct launches", "[e
   CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
+// The attention grids are sized by the positions a pass attends over (decode: 16·2^k splits, one graph
+// per width; prefill: per chunk), not by the context limit: every split's partials and the merge are the
+// same arithmetic whatever the width, so the logits must be bit-identical to those of context-sized
+// grids — across prefill chunks, a decode width change (512 → 513 positions: 16 → 32 splits) and a
+// batch whose width the longest sequence sets.
+TEST_CASE("attention grids sized by positions give the bits of context-sized grids", "[engine]") {
+  const auto path = synth_model("tiny-qwen2", "q4_k_m");
+  auto open = [&](bool by_positions) {
+    cuda_engine_options o;
+    o.max_context = 4096;  // 128 decode splits a KV head when sized by the context
+    o.max_sequences = 4;
+    o.prefill_chunk = 256;
+    o.attention_grid_by_positions = by_positions;
+    return open_cuda_engine(path, o);
+  };
+  auto sized = open(true), full = open(false);
+  const auto long_prompt = random_prompt(500, 31), short_prompt = random_prompt(30, 32);
+  auto run = [&](cuda_engine& g) {
+    std::vector<float> all;
+    auto keep = [&](const std::vector<float>& v) { all.insert(all.end(), v.begin(), v.end()); };
+    const auto a = g.open_sequence(600), b = g.open_sequence(100);
+    const forward_item pa{a, long_prompt, true}, pb{b, short_prompt, false};
+    keep(g.forward(std::span(&pa, 1))[0].logits);  // two chunks: 256 and 500 positions
+    std::vector<token_id> next = {argmax(g.forward(std::span(&pb, 1))[0].logits), 7};
+    for (int step = 0; step < 20; ++step) {  // positions 501 … 520 for a
+      const std::vector<forward_item> items = {{a, std::span(&next[1], 1), false}, {b, std::span(&next[0], 1), false}};
+      const auto o = g.forward(items);
+      keep(o[0].logits);
+      keep(o[1].logits);
+      next = {argmax(o[1].logits), argmax(o[0].logits)};
+    }
+    g.close_sequence(a);
+    g.close_sequence(b);
+    return all;
+  };
+  const auto want = run(*full), got = run(*sized);
+  REQUIRE(got.size() == want.size());
+  CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+}
+
 TEST_CASE("every allocation of a loaded model is device memory and weights keep their stored size", "[engine]") {
   for (const char* scheme : {"q4_k_m", "q8_0", "f16"}) {
     INFO("scheme " << scheme);
