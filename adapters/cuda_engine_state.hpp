@@ -7,7 +7,6 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
-#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -160,7 +159,8 @@ bool decode_inputs_in_one_copy();
 // batch 4 / 16, prefill −20 % with a 32,768-position context against a 704-position one). Each split's
 // partials and the merge are computed the same way whatever the width, so the bits do not change.
 // Decode: the smallest of 16·2^k splits that covers `positions`, at most s.max_splits (a graph per
-// width, few widths); prefill (not captured): exactly the splits `positions` needs. With
+// batch size and width, captured when first needed: five widths for an 8192-position context);
+// prefill (not captured): exactly the splits `positions` needs. With
 // `by_positions` false, the context's (the measuring / test switch cuda_engine_options::
 // attention_grid_by_positions).
 std::uint32_t decode_attention_splits(const scratch& s, std::uint32_t positions, bool by_positions);
