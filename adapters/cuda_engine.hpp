@@ -36,7 +36,7 @@ struct cuda_engine_options {
   int device = 0;
   std::uint32_t max_sequences = 16;   // KV slots open at once
   std::uint32_t max_context = 8192;   // per-sequence positions (capped by the model's context); sizes the
-                                      // RoPE table and the attention split grid
+                                      // RoPE table and the attention partials (the grids follow the positions)
   std::uint32_t prefill_chunk = 512;  // prompt tokens per GEMM pass
   bool cuda_graphs = true;            // capture/replay the decode step
   // Attention grids sized by the positions a pass attends over (cuda_engine_state.hpp
