@@ -217,11 +217,12 @@ int main(int argc, char** argv) try {
     rounded = worker::adapters::open_cpu_engine(o.model, ro);
   }
   const std::size_t vocab = engine->summary().vocab_size;
+  const std::string activations_label = o.llama_rounding    ? "rounded like llama.cpp"
+                                         : o.rounding.empty() ? "fp32"
+                                                              : "rounded: " + o.rounding;
   std::printf("engine_eval: %s (%s, %s), mutation %s, activations %s, tolerance %.4g, eps %.4g, top %zu\n",
               o.model.c_str(), engine->summary().architecture.c_str(), engine->summary().quantization.c_str(),
-              o.mutation.c_str(),
-              o.llama_rounding ? "rounded like llama.cpp" : o.rounding.empty() ? "fp32" : ("rounded: " + o.rounding).c_str(),
-              o.tolerance, o.eps, o.top_n);
+              o.mutation.c_str(), activations_label.c_str(), o.tolerance, o.eps, o.top_n);
 
   bool ok = true;
   nlohmann::json report = {{"model", o.model}, {"mutation", o.mutation}, {"tolerance", o.tolerance}, {"eps", o.eps}};
