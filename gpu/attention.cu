@@ -143,6 +143,17 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   };
   if (!holds_new) load_first_rounds(cnt);
   else if (own_row_here) load_first_rounds(cnt - 1);
+  // Fused RoPE: the (cos, sin) pair this thread needs — a table written at start-up, never by the
+  // producer — before the wait. With 128 threads and half = HD / 2 dividing 128, every query pair a
+  // thread rotates (u = t + 128·k) has the same dimension p = t mod half, and so has the new K pair
+  // (p = t < half) of the block holding the new position: one pair a thread.
+  constexpr int half = HD / 2;
+  static_assert(HD <= k_threads && k_threads % half == 0, "one RoPE dimension per thread");
+  float2 rope_cs = make_float2(0.0f, 0.0f);
+  if (a.k_new) {
+    if (pos >= seq.capacity || static_cast<std::uint32_t>(pos) >= a.table_positions) __trap();
+    rope_cs = a.cos_sin[static_cast<std::size_t>(pos) * half + t % half];
+  }
   // As a programmatic dependent (a.pdl): wait for the producer of q/k/v. Then (unless a.early_trigger
   // already did at the start) let the next kernel launch: it waits for this grid before reading its
   // outputs.
@@ -163,38 +174,51 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   __shared__ __align__(16) __half own_k[HD], own_v[HD];  // fused RoPE: the new position's K (rotated) and V
 
   if (a.k_new) {
-    // RoPE NEOX fused in (attention_args::k_new); the same operations as rope.cu's kernel.
-    if (pos >= seq.capacity || static_cast<std::uint32_t>(pos) >= a.table_positions) __trap();
-    constexpr int half = HD / 2;
-    const float2* cs = a.cos_sin + static_cast<std::size_t>(pos) * half;
-    for (int u = t; u < G * half; u += k_threads) {
-      const int h = u / half, p = u % half;
-      const float x0 = q[h * HD + p], x1 = q[h * HD + p + half];
-      const float2 c = cs[p];
-      qs[h][p] = __fsub_rn(__fmul_rn(x0, c.x), __fmul_rn(x1, c.y));
-      qs[h][p + half] = __fadd_rn(__fmul_rn(x0, c.y), __fmul_rn(x1, c.x));
+    // RoPE NEOX fused in (attention_args::k_new); the same operations as rope.cu's kernel. Every
+    // value written by the producer (this thread's query pairs and, in the block holding the new
+    // position, its K pair and V element) is requested before any is used: one L2 round trip after
+    // the wait instead of one per iteration of the rolled loop this replaces (three or four a thread;
+    // H200 runs S20-1 … S20-3, batch 1: Q4_K_M +0.7 … +1.3 %, Q8_0 +0.4 … +0.8 %; docs/performance.md).
+    constexpr int RPT = (G * half + k_threads - 1) / k_threads;  // query pairs a thread rotates
+    const int p = t % half;
+    float x0[RPT], x1[RPT];
+#pragma unroll
+    for (int k = 0; k < RPT; ++k) {
+      const int u = t + k * k_threads, h = u / half;
+      x0[k] = u < G * half ? q[h * HD + p] : 0.0f;
+      x1[k] = u < G * half ? q[h * HD + p + half] : 0.0f;
+    }
+    const float* kn = a.k_new + static_cast<std::size_t>(i) * a.ldk + static_cast<std::size_t>(g) * HD;
+    const float* vn = a.v_new + static_cast<std::size_t>(i) * a.ldv + static_cast<std::size_t>(g) * HD;
+    const bool k_pair = holds_new && t < half, v_elem = holds_new && t < HD;
+    const float k0 = k_pair ? kn[t] : 0.0f, k1 = k_pair ? kn[t + half] : 0.0f;
+    const float vv = v_elem ? vn[t] : 0.0f;
+    const float2 c = rope_cs;
+#pragma unroll
+    for (int k = 0; k < RPT; ++k) {
+      const int u = t + k * k_threads, h = u / half;
+      if (u < G * half) {
+        qs[h][p] = __fsub_rn(__fmul_rn(x0[k], c.x), __fmul_rn(x1[k], c.y));
+        qs[h][p + half] = __fadd_rn(__fmul_rn(x0[k], c.y), __fmul_rn(x1[k], c.x));
+      }
     }
     if (holds_new) {
       // This block's split holds the new position: store its K (rotated) and V before reading them
       // (the __syncthreads below makes the stores visible to the block's loads).
-      const float* kn = a.k_new + static_cast<std::size_t>(i) * a.ldk + static_cast<std::size_t>(g) * HD;
-      const float* vn = a.v_new + static_cast<std::size_t>(i) * a.ldv + static_cast<std::size_t>(g) * HD;
       __half* kd = kv_head_ptr(seq, a.layer, 0, g, a.n_head_kv, HD) + static_cast<std::size_t>(pos) * HD;
       __half* vd = kv_head_ptr(seq, a.layer, 1, g, a.n_head_kv, HD) + static_cast<std::size_t>(pos) * HD;
-      for (int p = t; p < half; p += k_threads) {
-        const float x0 = kn[p], x1 = kn[p + half];
-        const float2 c = cs[p];
-        const __half k0 = __float2half_rn(__fsub_rn(__fmul_rn(x0, c.x), __fmul_rn(x1, c.y)));
-        const __half k1 = __float2half_rn(__fadd_rn(__fmul_rn(x0, c.y), __fmul_rn(x1, c.x)));
-        kd[p] = k0;
-        kd[p + half] = k1;
-        own_k[p] = k0;
-        own_k[p + half] = k1;
+      if (k_pair) {
+        const __half r0 = __float2half_rn(__fsub_rn(__fmul_rn(k0, c.x), __fmul_rn(k1, c.y)));
+        const __half r1 = __float2half_rn(__fadd_rn(__fmul_rn(k0, c.y), __fmul_rn(k1, c.x)));
+        kd[t] = r0;
+        kd[t + half] = r1;
+        own_k[t] = r0;
+        own_k[t + half] = r1;
       }
-      for (int d = t; d < HD; d += k_threads) {
-        const __half v = __float2half_rn(vn[d]);
-        vd[d] = v;
-        own_v[d] = v;
+      if (v_elem) {
+        const __half v = __float2half_rn(vv);
+        vd[t] = v;
+        own_v[t] = v;
       }
     }
     __syncthreads();

@@ -81,7 +81,8 @@ struct attention_args {
   // Launch the split and merge kernels as programmatic dependents. The split kernel then reads the
   // cached K/V rows of positions other than each query's own before the producer has finished: only
   // for launches whose producer writes no cached row but the queries' own (decode: one new position
-  // per sequence).
+  // per sequence). With fused RoPE it also reads its (cos, sin) pair of cos_sin (never written by a
+  // producer: a table made at start-up) before the wait.
   bool pdl = false;
   // With pdl: the split kernel lets the merge kernel launch when it starts, before its own wait
   // (rmsnorm_args::early_trigger says why that is safe). The merge kernel triggers at its start anyway.
