@@ -75,6 +75,8 @@ mv_tuning parse_tuning(const std::string& spec) {
     else if (tok == "pdl") t.pdl = 1;
     else if (tok == "nopdl") t.pdl = 0;
     else if (tok == "early") t.early = 1;
+    else if (tok == "noprebias") t.fanout_pre_bias = 0;
+    else if (tok == "prebias") t.fanout_pre_bias = 1;
     else if (tok == "late") t.early = 0;
     else if (tok.rfind("legacy@", 0) == 0 || tok.rfind("staged@", 0) == 0 || tok.rfind("stream@", 0) == 0 ||
              tok.rfind("fanout@", 0) == 0) {
@@ -287,6 +289,7 @@ void launch_type(mv_params& p, cudaStream_t stream) {
   const mv_tuning& t = tuning();
   p.prefetch = t.prefetch >= 0 ? t.prefetch : default_prefetch<T>();
   p.early = t.early >= 0 ? t.early : k_default_early;
+  p.pre_bias = t.fanout_pre_bias != 0 ? 1 : 0;
   const bool pdl = t.pdl >= 0 ? t.pdl != 0 : k_default_pdl;
   int fam = t.family_of[static_cast<int>(T)] >= 0 ? t.family_of[static_cast<int>(T)] : t.family;
   if (fam < 0 && t.fanout_below >= 0 && launch_weights(p, SWIGLU) <= (static_cast<std::uint64_t>(t.fanout_below) << 20)) fam = 3;
@@ -395,7 +398,7 @@ void matvec(std::span<const matvec_out> outs, const matvec_x& x, cudaStream_t st
     check_input(o.w, x);
     require(o.w.type == outs[0].w.type && o.w.cols == outs[0].w.cols, "weights of one launch share type and K");
     require(o.y && o.ldy >= o.w.rows, "bad output");
-    p.seg[i] = {o.w, o.bias, o.y, o.ldy, o.accumulate ? 1 : 0, 0};
+    p.seg[i] = {o.w, o.bias, o.y, o.ldy, o.accumulate ? (o.residual_final ? 2 : 1) : 0, 0};
   }
   launch<false>(p, stream);
 }

@@ -66,12 +66,18 @@ constexpr std::uint32_t sb_minor_byte(std::uint32_t e, std::uint32_t nsb) {
 constexpr std::uint32_t sb_minor_block(std::uint32_t j, std::uint32_t nsb) { return (j & 7u) * nsb + (j >> 3); }
 
 // One weight and where its outputs go: y[c·ldy + m] = (accumulate ? y[c·ldy + m] : 0) + bias[m] + Σ.
+// Launched as programmatic dependents, the one-column Q8_0 / F16 fan-out kernels read the bias (model
+// data, never written by a kernel) before waiting for their producer, and the residual too when
+// residual_final says they may: set it only when no kernel that may still run — the launch before
+// this one, or one before that which let its dependents start early — writes y (decode: wo and the
+// FFN down projection add into h, which the attention and the SwiGLU quantization do not write).
 struct matvec_out {
   device_matrix w;
   const float* bias = nullptr;  // [rows] or null
   float* y = nullptr;
   std::uint32_t ldy = 0;
   bool accumulate = false;  // residual add into y
+  bool residual_final = false;  // with accumulate: y is final when the launch starts (see above)
 };
 
 // Up to 3 weights of the same type and column count sharing the same x, in one launch (Q, K, V).

@@ -21,7 +21,7 @@ struct mv_seg {
   const float* bias;
   float* y;
   std::uint32_t ldy;
-  int accumulate;
+  int accumulate;  // 0: y = bias + Σ; 1: y += bias + Σ; 2: the same, y final when the launch starts (matvec_out::residual_final)
   std::uint32_t block_begin;  // first grid block of this segment
 };
 
@@ -30,6 +30,7 @@ struct mv_params {
   int nseg;
   int prefetch;  // bulk-prefetch each warp's weight rows into L2 before waiting on the producer (PDL): 0 no, 1 all, 2 head
   int early;     // legacy kernel: load the first batch of weights before waiting on the producer (0 / 1)
+  int pre_bias;  // fan-out kernel: copy the bias to shared memory before the PDL wait (0 / 1)
   matvec_x x;
 };
 
@@ -127,6 +128,12 @@ __device__ __forceinline__ void pdl_wait_and_release() {
   asm volatile("griddepcontrol.launch_dependents;");
 }
 
+// A 4-byte asynchronous copy global → shared (cp.async; complete after cp.async.wait_all).
+__device__ __forceinline__ void copy4_async(float* dst_shared, const float* src) {
+  const auto dst = static_cast<std::uint32_t>(__cvta_generic_to_shared(dst_shared));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(src) : "memory");
+}
+
 // Writes one result: y = silu(gate)·up for SWIGLU (sum = gate's, up = up's), otherwise
 // y = (accumulate ? y : 0) + bias + sum. Every kernel family ends with this epilogue.
 template <bool SWIGLU>
@@ -140,6 +147,17 @@ __device__ __forceinline__ void store_one(const mv_seg& sg, std::uint32_t row, s
     if (sg.accumulate) v = __fadd_rn(*y, v);
     *y = v;
   }
+}
+
+// store_one for one column (not SWIGLU) with the bias and / or the residual already at hand (a copy made
+// before the PDL wait, fan-out kernel) where bias / residual are not null: the same operations.
+__device__ __forceinline__ void store_one_from(const mv_seg& sg, std::uint32_t row, float sum, const float* bias,
+                                               const float* residual) {
+  float* y = sg.y + row;
+  float v = sum;
+  if (sg.bias) v = __fadd_rn(v, bias ? *bias : sg.bias[row]);
+  if (sg.accumulate) v = __fadd_rn(residual ? *residual : *y, v);
+  *y = v;
 }
 
 // Writes the warp's results: lane (r·NC + c) mod 32 writes row r of column c. SWIGLU: acc rows [0, R) are
@@ -169,8 +187,9 @@ __device__ __forceinline__ void store_rows(const mv_seg& sg, std::uint32_t rows,
 // block timelines; hionly: a measuring probe, not the product's numerics — the Q4_K, Q6_K and Q8_0
 // dots on the high activation level alone), stream rows / depth / header sharing at one column (str1
 // str2, sts2 sts3 sts4 sts6 sts8), staged pipeline depth (s2 s3 s4 s6 s8) and rows per warp at one
-// column (r1 r2 with s4), legacy variants (r1u4 r1u2 r2u2 r2u4 r4u1), L2 prefetch (pf | pfhead | nopf) and programmatic
-// dependent launch (pdl | nopdl). -1: the measured per-type default.
+// column (r1 r2 with s4), legacy variants (r1u4 r1u2 r2u2 r2u4 r4u1), L2 prefetch (pf | pfhead | nopf), programmatic
+// dependent launch (pdl | nopdl) and the fan-out bias copied before the PDL wait (prebias | noprebias; Q8_0 /
+// F16 only, matvec_fanout.cu fan_copies_epilogue_inputs). -1: the measured per-type default.
 struct mv_tuning {
   int family = -1;          // 0 legacy, 1 staged, 2 stream, 3 fanout
   int family_of[32] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
@@ -197,6 +216,7 @@ struct mv_tuning {
   int fanout_mma = -1;             // fan-out, Q4_K: the int8 tensor-core kernel (fmma 1, nomma 0), -1 default
   int fanout_trace = 0;            // fan-out: block timelines to set_matvec_trace's array (ftrace), 0 off
   int fanout_narrow = -1;          // fan-out, Q4_K four-row tasks in blocks ≤ 128 threads: registers of 5 blocks per SM (nonarrow 0), -1 default (on)
+  int fanout_pre_bias = -1;        // fan-out: the bias copied before the PDL wait (noprebias 0), -1 default (on)
   int fanout_evict_first = -1;     // fan-out register kernel, default task shapes: weights loaded L1::evict_first (fwef 1, nowef 0), -1 default (on)
   // Measuring probe (hionly): the fan-out Q4_K / Q6_K / Q8_0 dots on the high activation level alone
   // (single-level int8 activations, as llama.cpp's q8_1), to price the second level. Not the product's

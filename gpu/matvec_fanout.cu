@@ -101,9 +101,12 @@ __device__ __forceinline__ int block_segment(const mv_params& p) {
 // two rows at once (with the task split of matvec_fanout_kernel) took Q4_K_M from 420.2 / 421.6 to
 // 441.9 / 440.0 tok/s, Q8_0 +1.3 %, F16 +1.1 % (run S9-4), while one thread per row (fewer
 // instructions, a longer serial walk) lost 9 % for Q4_K_M (S9-3).
-template <bool SWIGLU>
+// PRE (not SWIGLU): the epilogue's other inputs were copied to shared memory before the PDL wait — the
+// bias at pre[r] when pre_bias, the residual at pre[br + r] when pre_res (local row r).
+template <bool SWIGLU, bool PRE = false>
 __device__ __forceinline__ void add_and_store_rows(const mv_seg& sg, const float* dots, std::uint32_t br,
-                                                   std::uint32_t nunits, std::uint32_t row0) {
+                                                   std::uint32_t nunits, std::uint32_t row0, const float* pre = nullptr,
+                                                   bool pre_bias = false, bool pre_res = false) {
   const int lane = threadIdx.x & 31;
   const std::uint32_t nwarps = blockDim.x >> 5, rows = sg.w.rows;
   auto row_sums = [&](std::uint32_t la, std::uint32_t lb, float& a, float& b) {
@@ -126,8 +129,13 @@ __device__ __forceinline__ void add_and_store_rows(const mv_seg& sg, const float
     float a, b;
     row_sums(r, SWIGLU ? br + r : second ? r2 : r, a, b);
     if (lane == 0) {
-      store_one<SWIGLU>(sg, row0 + r, 0, a, SWIGLU ? b : 0.0f);
-      if (second) store_one<false>(sg, row0 + r2, 0, b, 0.0f);
+      if constexpr (PRE && !SWIGLU) {
+        store_one_from(sg, row0 + r, a, pre_bias ? pre + r : nullptr, pre_res ? pre + br + r : nullptr);
+        if (second) store_one_from(sg, row0 + r2, b, pre_bias ? pre + r2 : nullptr, pre_res ? pre + br + r2 : nullptr);
+      } else {
+        store_one<SWIGLU>(sg, row0 + r, 0, a, SWIGLU ? b : 0.0f);
+        if (second) store_one<false>(sg, row0 + r2, 0, b, 0.0f);
+      }
     }
   }
 }
@@ -178,8 +186,12 @@ constexpr int fan_blocks_bound() {
 
 // HI_ONLY: single-level activations (a measuring probe, token hionly; matvec_units.cuh load_x16).
 // XPERM: Q4_K / Q6_K activations in the superblock-minor layout (matvec_x::sb_minor).
+// PRE (not SWIGLU; Q8_0 and F16, fan_copies_epilogue_inputs): the bias and, where the launch says it is final
+// (mv_seg::accumulate 2), the residual are copied to shared memory (cp.async) before the PDL wait, so
+// that the last block's last rows do not wait for an L2 round trip after their sums. The same additions:
+// the same bits.
 template <ggml_type T, bool SWIGLU, int RT, int UT, bool EVICT_FIRST = false, bool TRACE = false, int NARROW = 0,
-          bool HI_ONLY = false, bool XPERM = false>
+          bool HI_ONLY = false, bool XPERM = false, bool PRE = false>
 __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads), (fan_blocks_bound<RT, UT, NARROW>()))
     matvec_fanout_kernel(const mv_params p, const fan_geometry g) {
   using U = mv::unit<T>;
@@ -278,6 +290,18 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
   task_t tk = split(t);
   raw_t raw;
   if (t < g.tasks) load(tk, raw);
+  // PRE: the epilogue's bias and residual to shared memory (after the dots), requested before the wait.
+  float* const pre = dots + br * nunits;
+  const bool pre_bias = PRE && sg.bias != nullptr && p.pre_bias, pre_res = PRE && sg.accumulate == 2;
+  if constexpr (PRE) {
+    if (pre_bias || pre_res) {
+      for (std::uint32_t r = threadIdx.x; r < br; r += blockDim.x) {
+        const std::uint32_t row = min(row0 + r, rows - 1);  // clamp: rows past the matrix are not stored
+        if (pre_bias) copy4_async(pre + r, sg.bias + row);
+        if (pre_res) copy4_async(pre + br + r, sg.y + row);
+      }
+    }
+  }
   pdl_wait_and_release();
   if constexpr (TRACE) {
     if (threadIdx.x == 0) trace[1] = trace_clock();
@@ -298,9 +322,10 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
     if (t < g.tasks) load(tk, raw);
   }
   if constexpr (TRACE) trace[3] = trace_clock();
+  if constexpr (PRE) asm volatile("cp.async.wait_all;" ::: "memory");  // the epilogue inputs (the barrier shares them)
   __syncthreads();
   if constexpr (TRACE) trace[4] = trace_clock();
-  add_and_store_rows<SWIGLU>(sg, dots, br, nunits, row0);
+  add_and_store_rows<SWIGLU, PRE>(sg, dots, br, nunits, row0, pre, pre_bias, pre_res);
   if constexpr (TRACE) {
     if (threadIdx.x == 0 && g_fan_trace) {
       const std::uint64_t end = trace_clock();
@@ -328,8 +353,19 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
 // threads with evict-first loads; nonarrow off), single-level activations (hionly, Q4_K / Q6_K / Q8_0
 // with evict-first loads, not with ftrace) and superblock-minor activations (Q4_K / Q6_K four-row tasks).
 struct fan_flags {
-  bool evict_first = false, trace = false, narrow = false, hi_only = false, xperm = false;
+  bool evict_first = false, trace = false, narrow = false, hi_only = false, xperm = false, pre = false;
 };
+// Whether a one-column launch copies its epilogue inputs before the PDL wait (the kernel's PRE): the
+// default Q8_0 / F16 shapes with evict-first loads, not SWIGLU. Measured (H200 run S20-5, batch 1, same
+// binary): Q8_0 426.5 / 426.1 tok/s against 418.8 / 420.2 without either copy (the residual's copy
+// alone +1.0 %, the bias's +0.7 %; tokens noresfinal (engine) and noprebias). In the K-quant kernels
+// the same code cost ~2 % (Q4_K_M, S20-4 / S20-5: even with the copies switched off at run time), so
+// they are built without it.
+template <ggml_type T, bool SWIGLU, int RT, int UT>
+bool fan_copies_epilogue_inputs(const mv_tuning& t, bool sb_minor) {
+  constexpr bool shape = !SWIGLU && UT == 1 && (RT == 4 || RT == 2) && (T == ggml_type::q8_0 || T == ggml_type::f16);
+  return shape && !sb_minor && t.fanout_trace != 1 && t.fanout_evict_first != 0 && t.hi_only != 1;
+}
 template <ggml_type T, int RT, int UT>
 fan_flags fan_flags_for(const mv_tuning& t, std::uint32_t threads, bool sb_minor) {
   constexpr bool default_shape = UT == 1 && (RT == 4 || RT == 2);
@@ -381,6 +417,9 @@ fan_kernel_t fan_kernel(const fan_flags& f) {
       if constexpr (narrow_ok) {
         if (f.narrow) return matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, N>;
       }
+      if constexpr (!SWIGLU && (T == ggml_type::q8_0 || T == ggml_type::f16)) {
+        if (f.pre) return matvec_fanout_kernel<T, SWIGLU, RT, UT, true, false, 0, false, false, true>;
+      }
       return matvec_fanout_kernel<T, SWIGLU, RT, UT, true>;
     }
   }
@@ -409,11 +448,12 @@ fan_blocks plan_blocks(mv_params& p, int block_rows, std::uint32_t step, std::si
   if (SWIGLU) p.seg[1].block_begin = 0;
   return f;
 }
-// The dots of a block: (SWIGLU ? 2 : 1)·rows·nunits floats.
+// The dots of a block: (SWIGLU ? 2 : 1)·rows·nunits floats, then (pre: the kernel's PRE) 2·rows floats
+// of epilogue inputs (bias, residual).
 template <bool SWIGLU>
-fan_blocks plan_dot_blocks(mv_params& p, std::uint32_t nunits, int block_rows, std::uint32_t step) {
+fan_blocks plan_dot_blocks(mv_params& p, std::uint32_t nunits, int block_rows, std::uint32_t step, bool pre = false) {
   return plan_blocks<SWIGLU>(p, block_rows, step, k_fan_max_smem, [&](std::uint32_t br) {
-    return static_cast<std::size_t>(br) * (SWIGLU ? 2 : 1) * nunits * sizeof(float);
+    return static_cast<std::size_t>(br) * ((SWIGLU ? 2 : 1) * nunits + (pre ? 2 : 0)) * sizeof(float);
   });
 }
 
@@ -422,7 +462,8 @@ fan_blocks plan_dot_blocks(mv_params& p, std::uint32_t nunits, int block_rows, s
 template <ggml_type T, bool SWIGLU, int RT, int UT>
 bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool trim) {
   const std::uint32_t nunits = mv::unit<T>::count(p.seg[0].w.cols);
-  const fan_blocks f = plan_dot_blocks<SWIGLU>(p, nunits, block_rows, RT);
+  const bool pre = fan_copies_epilogue_inputs<T, SWIGLU, RT, UT>(tuning(), p.x.sb_minor);
+  const fan_blocks f = plan_dot_blocks<SWIGLU>(p, nunits, block_rows, RT, pre);
   if (f.rows == 0) return false;
   const std::uint32_t ngroups = (nunits + UT - 1) / UT;
   fan_geometry g{f.rows, nunits, f.rows * (SWIGLU ? 2 : 1) / RT * ngroups};
@@ -433,7 +474,9 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
   // Trimmed: a block whose tasks fit in one round gets as many warps as they need (no idle warp
   // holding registers that another block could use).
   const std::uint32_t threads = trim ? std::min<std::uint32_t>(k_fan_threads, (g.tasks + 31) / 32 * 32) : k_fan_threads;
-  const auto kernel = fan_kernel<T, SWIGLU, RT, UT>(fan_flags_for<T, RT, UT>(tuning(), threads, p.x.sb_minor));
+  fan_flags flags = fan_flags_for<T, RT, UT>(tuning(), threads, p.x.sb_minor);
+  flags.pre = pre;
+  const auto kernel = fan_kernel<T, SWIGLU, RT, UT>(flags);
   launch_maybe_pdl_shared(kernel, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
   return true;
 }
