@@ -325,16 +325,16 @@ TEST_CASE("one-column matvec with bias and residual copied before the wait gives
     const auto x = random_normal(cols, 15);
     activations act = make_activations(x, cols, 1);
     std::vector<std::vector<float>> got[2];
-    for (const bool early : {false, true}) {
+    for (const bool residual_final : {false, true}) {
       std::vector<device_buffer<float>> ys, biases;
       matvec_out outs[3];
       for (int s = 0; s < 3; ++s) {
         ys.emplace_back(y0s[s]);
         biases.emplace_back(bs[s]);
-        outs[s] = {dms[s].m, s != 1 ? biases[s].get() : nullptr, ys[s].get(), static_cast<std::uint32_t>(rows[s]), s != 2, early};
+        outs[s] = {dms[s].m, s != 1 ? biases[s].get() : nullptr, ys[s].get(), static_cast<std::uint32_t>(rows[s]), s != 2, residual_final};
       }
       matvec(std::span(outs, 3), act.x, nullptr);
-      for (int s = 0; s < 3; ++s) got[early].push_back(ys[s].download());
+      for (int s = 0; s < 3; ++s) got[residual_final].push_back(ys[s].download());
     }
     for (int s = 0; s < 3; ++s) {
       INFO("segment " << s);
