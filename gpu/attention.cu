@@ -177,7 +177,7 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
     // RoPE NEOX fused in (attention_args::k_new); the same operations as rope.cu's kernel. Every
     // value written by the producer (this thread's query pairs and, in the block holding the new
     // position, its K pair and V element) is requested before any is used: one L2 round trip after
-    // the wait instead of one per iteration of the rolled loop this replaces (three or four a thread;
+    // the wait instead of one per iteration of the rolled loop this replaces (up to three a thread;
     // H200 runs S20-1 … S20-3, batch 1: Q4_K_M +0.7 … +1.3 %, Q8_0 +0.4 … +0.8 %; docs/performance.md).
     constexpr int RPT = (G * half + k_threads - 1) / k_threads;  // query pairs a thread rotates
     const int p = t % half;
