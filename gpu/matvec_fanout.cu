@@ -352,6 +352,9 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
 // timelines (ftrace, with evict-first loads), narrow blocks (Q4_K four-row tasks in blocks of ≤ 128
 // threads with evict-first loads; nonarrow off), single-level activations (hionly, Q4_K / Q6_K / Q8_0
 // with evict-first loads, not with ftrace) and superblock-minor activations (Q4_K / Q6_K four-row tasks).
+// The one flag decided elsewhere: pre (epilogue inputs copied before the wait), by
+// fan_copies_epilogue_inputs, because the block's shared memory depends on it before the thread
+// count that fan_flags_for needs is known.
 struct fan_flags {
   bool evict_first = false, trace = false, narrow = false, hi_only = false, xperm = false, pre = false;
 };
