@@ -4,6 +4,7 @@
 #include <string>
 
 #include "gpu/gpu_error.hpp"
+#include "gpu/block_trace.cuh"
 #include "gpu/launch.cuh"
 #include "gpu/q8_act.cuh"
 
@@ -86,6 +87,8 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   constexpr int PG = k_threads / NCH;  // position groups of the o sum
   constexpr int QPT = (G * HD + k_threads - 1) / k_threads;  // query elements a thread stages
   static_assert(k_threads == 128 && k_round == 32 && PG * CPT == k_round, "work split assumes 128 threads");
+  block_tracer bt;
+  bt.begin();
   const std::uint32_t j = blockIdx.x, g = blockIdx.y, i = blockIdx.z;
   const int t = static_cast<int>(threadIdx.x);
   // Positions, sequence descriptors and the cached K/V rows of earlier positions are inputs of the
@@ -99,8 +102,11 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   const std::uint32_t start = j * a.split;
   if (a.early_trigger) asm volatile("griddepcontrol.launch_dependents;");
   if (start >= len) {
+    bt.claim();
     asm volatile("griddepcontrol.wait;" ::: "memory");
+    bt.waited();
     if (!a.early_trigger) asm volatile("griddepcontrol.launch_dependents;");
+    bt.end(traced_kernel::attn_split);
     return;
   }
   const std::uint32_t cnt = min(a.split, len - start);
@@ -157,7 +163,9 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
   // As a programmatic dependent (a.pdl): wait for the producer of q/k/v. Then (unless a.early_trigger
   // already did at the start) let the next kernel launch: it waits for this grid before reading its
   // outputs.
+  bt.claim();
   asm volatile("griddepcontrol.wait;" ::: "memory");
+  bt.waited();
   if (!a.early_trigger) asm volatile("griddepcontrol.launch_dependents;");
   const float* q = a.q + static_cast<std::size_t>(i) * a.ldq + static_cast<std::size_t>(g) * G * HD;
   // Unrotated path (q already rotated by rope_qk_store_kv): the query elements, staged through registers.
@@ -366,6 +374,7 @@ __global__ void __launch_bounds__(k_threads) attn_split_kernel(const attention_a
     a.partial_o[row * HD + d] = sum;
     if (d == 0) a.partial_ml[row] = make_float2(ms[h], ls[h]);
   }
+  bt.end(traced_kernel::attn_split);
   if (a.merge_counters) {
     // The last of the group's ns split blocks to arrive merges (threadfence reduction). A single split
     // (short contexts) is its own last block: no counter round trip (its partials, written by this
@@ -453,13 +462,17 @@ template <int HD>
 __global__ void __launch_bounds__(HD) attn_merge_kernel(const attention_args a) {
   // A programmatic dependent (the next matvec) may start now: it only prefetches weights until this grid
   // has completed (griddepcontrol.wait).
+  block_tracer bt;
+  bt.begin();
   asm volatile("griddepcontrol.launch_dependents;");
   constexpr int W = HD / 32;
   const std::uint32_t h = blockIdx.x, i = blockIdx.y;
   const int d = static_cast<int>(threadIdx.x);
   const std::size_t row0 = (static_cast<std::size_t>(i) * a.n_head + h) * a.max_splits;
   // Launched as a programmatic dependent of the split kernel with a.pdl: its partials are read after this.
+  bt.claim();
   asm volatile("griddepcontrol.wait;" ::: "memory");
+  bt.waited();
   float ov[k_merge_chunk];
 #pragma unroll
   for (int u = 0; u < k_merge_chunk; ++u) {
@@ -503,6 +516,7 @@ __global__ void __launch_bounds__(HD) attn_merge_kernel(const attention_args a) 
     }
   }
   write_out(a, i, h * HD + static_cast<std::uint32_t>(d), __fdiv_rn(o, L));
+  bt.end(traced_kernel::attn_merge);
 }
 
 // --- tier 2: launchers -----------------------------------------------------------------------------

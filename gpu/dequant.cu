@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "gpu/block_trace.cuh"
 #include "gpu/gpu_error.hpp"
 #include "gpu/quant_blocks.cuh"
 
@@ -60,6 +61,9 @@ __global__ void dequant_f16_kernel(device_matrix w, std::uint32_t row0, std::uin
 
 __global__ void gather_kernel(device_matrix w, const std::int32_t* __restrict__ ids, std::uint32_t n,
                               float* __restrict__ out, std::uint32_t ldo) {
+  block_tracer bt;
+  bt.begin();
+  bt.claim();
   const std::uint32_t t = blockIdx.y;
   const std::uint32_t c = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
   if (t >= n || c >= w.cols) return;
@@ -72,6 +76,7 @@ __global__ void gather_kernel(device_matrix w, const std::int32_t* __restrict__ 
   }
   float* o = out + static_cast<std::size_t>(t) * ldo + c;
   for (int k = 0; k < 8; ++k) o[k] = v[k];
+  bt.end(traced_kernel::gather);
 }
 
 template <ggml_type T>

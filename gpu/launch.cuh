@@ -13,10 +13,25 @@
 
 namespace worker::gpu {
 
+// Measuring switch WORKER_ORCD_SMEM_CARVEOUT=P or P:pat+pat (P 0..100; unset: the kernels' defaults —
+// default_smem_carveout — and otherwise the driver's choice; driver: no preference for any kernel): every kernel launched through launch_maybe_pdl_shared — or only those whose mangled name
+// contains one of the patterns — prefers P % of the SM's unified L1 / shared memory as shared memory
+// (cudaFuncAttributePreferredSharedMemoryCarveout). An SM changes that split only when it
+// is empty, so consecutive kernels that ask for different splits may not share an SM — what a
+// programmatic dependent launch needs to overlap its predecessor. For timing runs.
+int smem_carveout_preference();
+// Sets the preference for `kernel` the first time it is seen (thread-safe).
+void prefer_smem_carveout_once(const void* kernel, int percent);
+// A kernel family's measured default preference (before its first launch); the measuring switch, when
+// set (WORKER_ORCD_SMEM_CARVEOUT=driver: no preference at all), replaces it.
+void default_smem_carveout(const void* kernel, int percent);
+
 // With `shared_bytes` of dynamic shared memory per block.
 template <typename... KernelParams, typename... Args>
 void launch_maybe_pdl_shared(void (*kernel)(KernelParams...), dim3 grid, dim3 block, std::size_t shared_bytes, bool pdl,
                              cudaStream_t stream, Args&&... args) {
+  if (const int carveout = smem_carveout_preference(); carveout >= 0)
+    prefer_smem_carveout_once(reinterpret_cast<const void*>(kernel), carveout);
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;

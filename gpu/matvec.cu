@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "gpu/block_trace.cuh"
 #include "gpu/gpu_error.hpp"
 #include "gpu/matvec_common.cuh"
 #include "gpu/matvec_units.cuh"
@@ -204,21 +205,27 @@ __global__ void quantize_q8_kernel(const float* __restrict__ x, std::uint32_t ld
   // Launched as a programmatic dependent: wait for the producer of x. A programmatic dependent of this
   // grid (the next matvec) may start after the wait, or before it with early_trigger: it only loads
   // weights until this grid has completed.
+  block_tracer bt;
+  bt.begin();
   if (early_trigger) asm volatile("griddepcontrol.launch_dependents;");
+  bt.claim();
   asm volatile("griddepcontrol.wait;" ::: "memory");
+  bt.waited();
   if (!early_trigger) asm volatile("griddepcontrol.launch_dependents;");
   const std::uint32_t c = blockIdx.y;
   const std::uint32_t blk = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
-  if (blk * 32 >= k) return;
+  if (blk * 32 >= k) return;  // (thread 0's warp always has a block: its record is written below)
   const float v = x[static_cast<std::size_t>(c) * ldx + blk * 32 + lane];
   if (sb_minor) {
     const std::size_t at = static_cast<std::size_t>(c) * ld_q8;
     q8::quantize_block_sb_minor(v, lane, hi + at, lo + at, ds + static_cast<std::size_t>(c) * ld_ds, blk * 32, k / 256);
+    bt.end(traced_kernel::quantize_q8);
     return;
   }
   const std::size_t off = static_cast<std::size_t>(c) * ld_q8 + blk * 32;
   q8::quantize_block(v, lane, hi + off, lo + off, ds + static_cast<std::size_t>(c) * ld_ds + blk);
+  bt.end(traced_kernel::quantize_q8);
 }
 
 // --- tier 2: launchers -----------------------------------------------------------------------------

@@ -29,6 +29,7 @@
 // removed; docs/performance.md.)
 #include <algorithm>
 
+#include "gpu/block_trace.cuh"
 #include "gpu/gpu_error.hpp"
 #include "gpu/matvec_common.cuh"
 #include "gpu/matvec_units.cuh"
@@ -197,6 +198,8 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
   using U = mv::unit<T>;
   constexpr int NP = U::pieces;
   extern __shared__ float dots[];  // [local row][unit]
+  block_tracer bt;
+  bt.begin();
 
   const mv_seg sg = pick(p, block_segment<SWIGLU>(p));
   const std::uint32_t br = g.block_rows, nunits = g.nunits, rows = sg.w.rows;
@@ -302,7 +305,9 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
       }
     }
   }
+  bt.claim();
   pdl_wait_and_release();
+  bt.waited();
   if constexpr (TRACE) {
     if (threadIdx.x == 0) trace[1] = trace_clock();
     if (threadIdx.x == 0 && t < g.tasks) {
@@ -326,6 +331,7 @@ __global__ void __launch_bounds__((NARROW ? k_fan_narrow_threads : k_fan_threads
   __syncthreads();
   if constexpr (TRACE) trace[4] = trace_clock();
   add_and_store_rows<SWIGLU, PRE>(sg, dots, br, nunits, row0, pre, pre_bias, pre_res);
+  bt.end(traced_kernel::matvec_fanout);
   if constexpr (TRACE) {
     if (threadIdx.x == 0 && g_fan_trace) {
       const std::uint64_t end = trace_clock();

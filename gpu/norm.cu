@@ -14,6 +14,7 @@
 #include <string>
 
 #include "gpu/gpu_error.hpp"
+#include "gpu/block_trace.cuh"
 #include "gpu/launch.cuh"
 #include "gpu/q8_act.cuh"
 
@@ -30,6 +31,8 @@ __global__ void __launch_bounds__(k_threads) rmsnorm_kernel(const rmsnorm_args a
   // Launched as a programmatic dependent (a.pdl): wait for the producer of h. Then a programmatic
   // dependent of this grid (the next matvec) may start: it only loads weights until this grid has
   // completed (its own griddepcontrol.wait).
+  block_tracer bt;
+  bt.begin();
   __shared__ __align__(16) float xs[k_max_dim];  // the row (after the residual add)
   __shared__ double part[k_threads / 32];
   const std::uint32_t row = blockIdx.y;
@@ -42,7 +45,9 @@ __global__ void __launch_bounds__(k_threads) rmsnorm_kernel(const rmsnorm_args a
   // before the reduction so that its latency is off the critical path.
   const float w0 = begin + t < end ? a.weight[begin + t] : 0.0f;
   if (a.early_trigger) asm volatile("griddepcontrol.launch_dependents;");
+  bt.claim();
   asm volatile("griddepcontrol.wait;" ::: "memory");
+  bt.waited();
   if (!a.early_trigger) asm volatile("griddepcontrol.launch_dependents;");
 
   float* h = a.h + static_cast<std::size_t>(row) * a.ldh;
@@ -111,6 +116,7 @@ __global__ void __launch_bounds__(k_threads) rmsnorm_kernel(const rmsnorm_args a
       }
     }
   }
+  bt.end(traced_kernel::rmsnorm);
 }
 
 bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }

@@ -8,6 +8,7 @@
 
 #include <cmath>
 
+#include "gpu/block_trace.cuh"
 #include "gpu/gpu_error.hpp"
 
 namespace worker::gpu {
@@ -85,6 +86,9 @@ __global__ void argmax_partial_kernel(const float* logits, std::uint32_t vocab, 
                                       std::int32_t* out_i) {
   using reduce_a = cub::BlockReduce<argmax_pair, 256>;
   __shared__ typename reduce_a::TempStorage tmp;
+  block_tracer bt;
+  bt.begin();
+  bt.claim();
   const std::uint32_t row = blockIdx.y;
   if (params[row].temperature > 0.0f) return;
   const float* l = logits + static_cast<std::size_t>(row) * vocab;
@@ -97,6 +101,7 @@ __global__ void argmax_partial_kernel(const float* logits, std::uint32_t vocab, 
     out_v[row * gridDim.x + blockIdx.x] = r.v;
     out_i[row * gridDim.x + blockIdx.x] = r.i;
   }
+  bt.end(traced_kernel::argmax);
 }
 
 // Steps 2-7: one block per row.

@@ -22,13 +22,21 @@
 # adapters/cuda_engine_passes.cpp), and off-PAT (PAT a piece of a kernel's mangled name, PAT@G also
 # matching grid.x == G) to time the decode graph with those kernel nodes disabled
 # (WORKER_ORCD_GRAPH_DISABLE: what they cost on the critical path; the tokens are garbage; nodes of
-# cluster launches cannot be disabled); a table of decode tokens/s per variant ends the summary.
+# cluster launches cannot be disabled), and carve-P (WORKER_ORCD_SMEM_CARVEOUT=P: every kernel launched
+# through gpu/launch.cuh prefers P % of L1 as shared memory; carve-P:pat+pat only kernels whose mangled
+# name holds one of the patterns); a table of decode tokens/s per variant
+# ends the summary.
 # --base-binary FILE (a worker-orcd built from other code, optionally .xz): bench variants written
 # base:VARIANT run with it instead of the bundle's, so two builds alternate in one run on one card
 # (e.g. --bench-variants "default base:default default base:default").
 # --bench-timeout stops one bench invocation (one model, one variant) after that many seconds and goes
 # on with the next, so that a variant that hangs (a probe that deadlocks: H200 run S18-8) does not
 # take the rest of the run with it.
+# --trace-binary FILE (a worker-orcd configured with -DWORKER_ORCD_BLOCK_TRACE=ON, optionally .xz): after
+# the bench, each benchmarked model once more at batch 1 with --block-trace, summarised by
+# scripts/block-trace-summary.py (the per-launch layout of a decode layer) into the summary;
+# --trace-variants "default late fuse-mergemidtrig ..." traces under each of those token sets (matvec
+# tuning tokens and fuse-TOKEN as for --bench-variants).
 # --full-test runs gpu_engine_full_test (CPU vs CUDA engine on the generated 7B files) after the bench;
 # --profile times every kernel of one decode step of the Q4_K_M model (--profile-model: another of the
 # benchmarked files) with ncu (one replay per kernel). Slow: on the H200 in session 12 (run S12-9) its
@@ -50,6 +58,8 @@ test_re='.'
 models="q4_k_m q8_0 f16"
 full_test=0
 base_bin=""
+trace_bin=""
+trace_variants=default
 profile=0
 ncu_detail=0
 variants=default
@@ -69,6 +79,8 @@ while [[ $# -gt 0 ]]; do
     --bench-models) models=$2; shift 2 ;;
     --full-test) full_test=1; shift ;;
     --base-binary) base_bin=$2; shift 2 ;;
+    --trace-binary) trace_bin=$2; shift 2 ;;
+    --trace-variants) trace_variants=$2; shift 2 ;;
     --profile) profile=1; shift ;;
     --ncu-detail) ncu_detail=1; shift ;;
     --bench-variants) variants=$2; shift 2 ;;
@@ -140,11 +152,12 @@ if [[ $skip_bench -eq 0 && -x $bundle/bin/worker-orcd && -n $tok_xz ]]; then
       fi
       # fuse-TOKEN goes to WORKER_ORCD_DECODE_FUSE, off-PAT to WORKER_ORCD_GRAPH_DISABLE (timing
       # without those kernels: garbage tokens), the rest to --matvec-variant.
-      spec=$(echo "${v#base:}" | tr ',' '\n' | grep -v -e '^fuse-' -e '^off-' -e '^default$' | paste -sd, -)
+      spec=$(echo "${v#base:}" | tr ',' '\n' | grep -v -e '^fuse-' -e '^off-' -e '^carve-' -e '^default$' | paste -sd, -)
+      carve=$(echo "${v#base:}" | tr ',' '\n' | grep '^carve-' | sed 's/^carve-//' | tail -1)
       fuse=$(echo "${v#base:}" | tr ',' '\n' | grep '^fuse-' | sed 's/^fuse-//' | paste -sd, -)
       off=$(echo "${v#base:}" | tr ',' '\n' | grep '^off-' | sed 's/^off-//' | paste -sd, -)
       echo "== $m variant $v" >>"$out/bench.log"
-      WORKER_ORCD_GRAPH_DISABLE=$off WORKER_ORCD_DECODE_FUSE=$fuse \
+      WORKER_ORCD_GRAPH_DISABLE=$off WORKER_ORCD_DECODE_FUSE=$fuse WORKER_ORCD_SMEM_CARVEOUT=$carve \
         timeout "$bench_timeout" "$bin" bench --model "$f" --device cuda:0 --prompt-tokens 512 \
         --gen-tokens "$gen_tokens" --batch "$bench_batch" --matvec-variant "$spec" --json 2>>"$out/bench.log" \
         | sed "s/^{/{\"variant\":\"$v\",/" >>"$out/bench.json"
@@ -158,6 +171,27 @@ if [[ $skip_bench -eq 0 && -x $bundle/bin/worker-orcd && -n $tok_xz ]]; then
       fi
     done
   done
+  if [[ -n $trace_bin ]]; then
+    trace_exe=/tmp/worker-orcd-trace
+    if [[ $trace_bin == *.xz ]]; then xz -dc "$trace_bin" >"$trace_exe"; else cp "$trace_bin" "$trace_exe"; fi
+    chmod +x "$trace_exe"
+    for m in $models; do
+      f=/tmp/qwen2.5-7b-$m.gguf
+      [[ -f $f ]] || continue
+      for tv in $trace_variants; do
+        spec=$(echo "$tv" | tr ',' '\n' | grep -v -e '^fuse-' -e '^default$' | paste -sd, -)
+        tfuse=$(echo "$tv" | tr ',' '\n' | grep '^fuse-' | sed 's/^fuse-//' | paste -sd, -)
+        csv=$out/trace-$m-${tv//,/_}.csv
+        say "== block trace $m, variant $tv (batch 1)"
+        WORKER_ORCD_DECODE_FUSE=$tfuse timeout "$bench_timeout" "$trace_exe" bench --model "$f" --device cuda:0 --prompt-tokens 512 \
+          --gen-tokens "$gen_tokens" --batch 1 --matvec-variant "$spec" --block-trace "$csv" >/tmp/trace-bench.log 2>&1
+        cat /tmp/trace-bench.log >>"$out/bench.log"
+        grep -e "^decode b=1 " -e "^block trace" /tmp/trace-bench.log | tee -a "$summary"
+        python3 "$(dirname "$0")/block-trace-summary.py" "$csv" 2>&1 | tee -a "$summary"
+        rm -f "$csv"  # hundreds of thousands of records a step: too large to bring back
+      done
+    done
+  fi
   python3 - "$out/bench.json" <<'PY' | tee -a "$summary"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]

@@ -25,6 +25,7 @@
 
 #if WORKER_ORCD_HAVE_CUDA
 #include "gpu/bandwidth.hpp"
+#include "gpu/block_trace.hpp"
 #include "gpu/device.hpp"
 #include "gpu/gpu_error.hpp"
 #include "gpu/launch_latency.cuh"
@@ -46,7 +47,9 @@ constexpr const char* k_usage =
     "  --context N         engine context limit (default: prompt + gen + 64)\n"
     "  --no-graphs         launch the decode kernels directly instead of replaying CUDA graphs\n"
     "  --matvec-variant S  decode matvec tuning switches (gpu/matvec.cuh set_matvec_variant), e.g. staged,s6\n"
-    "  --json              print one JSON object on stdout (the text report goes to stderr)\n";
+    "  --json              print one JSON object on stdout (the text report goes to stderr)\n"
+    "  --block-trace FILE  after the first batch size's timed steps, record the block timelines of two more\n"
+    "                      decode steps to FILE as CSV (a build configured with -DWORKER_ORCD_BLOCK_TRACE=ON)\n";
 
 struct options {
   std::string model;
@@ -54,6 +57,7 @@ struct options {
   std::uint32_t prompt = 512, gen = 128, context = 0;
   std::vector<std::uint32_t> batches = {1, 4, 16};
   std::string matvec_variant;
+  std::string block_trace;
   bool json = false, graphs = true;
 };
 
@@ -72,6 +76,7 @@ bool parse(command_args args, options& o) {
     else if (a == "--json") o.json = true;
     else if (a == "--no-graphs") o.graphs = false;
     else if (a == "--matvec-variant") o.matvec_variant = value();
+    else if (a == "--block-trace") o.block_trace = value();
     else if (a == "--batch") {
       o.batches.clear();
       for (const std::string& item : model::split_comma_list(value())) {
@@ -227,7 +232,7 @@ int cmd_bench(command_args args) {
     std::vector<adapters::sequence_handle> seqs;
     std::vector<std::vector<adapters::token_id>> hist;
     for (std::uint32_t j = 0; j < b; ++j) {
-      seqs.push_back(engine->open_sequence(o.prompt + o.gen + 2));
+      seqs.push_back(engine->open_sequence(o.prompt + o.gen + 4));  // + 2 steps of --block-trace
       hist.push_back(random_tokens(o.prompt, 1000 + j, sm.vocab_size));
       const adapters::forward_item pf{seqs.back(), hist.back(), false};
       const auto lg = engine->forward(std::span(&pf, 1));
@@ -252,6 +257,19 @@ int cmd_bench(command_args args) {
       step();
     }
     const double dec_s = seconds_since(t_dec);
+    if (!o.block_trace.empty() && b == o.batches.front()) {
+      // Two more steps with the block timelines recorded (the timing above ran without them).
+      gpu::block_trace_start(std::size_t{1} << 21);
+      step();
+      step();
+      const auto records = gpu::block_trace_stop();
+      std::ofstream csv(o.block_trace);
+      csv << "kernel,grid,block,smid,start_ns,wait_ns,end_ns\n";
+      for (const gpu::block_trace_record& r : records)
+        csv << gpu::block_trace_kernel_name(r.kernel) << ',' << r.grid << ',' << r.block << ',' << r.smid << ','
+            << r.start_ns << ',' << r.wait_ns << ',' << r.end_ns << '\n';
+      say("block trace: %zu records of two decode steps at batch %u to %s\n", records.size(), b, o.block_trace.c_str());
+    }
     if (bytes_mid == 0) bytes_mid = engine->decode_bytes_per_step(seqs);
     const double steps_per_s = steps / dec_s;
     const double achieved = static_cast<double>(bytes_mid) * steps_per_s / 1e9;

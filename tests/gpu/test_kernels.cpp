@@ -24,8 +24,10 @@
 #include "cpu/norm.hpp"
 #include "cpu/rope.hpp"
 #include "gpu/attention.cuh"
+#include "gpu/block_trace.hpp"
 #include "gpu/dequant.cuh"
 #include "gpu/gemm.cuh"
+#include "gpu/gpu_error.hpp"
 #include "gpu/matvec.cuh"
 #include "gpu/norm.cuh"
 #include "gpu/rope.cuh"
@@ -201,6 +203,32 @@ TEST_CASE("RMSNorm with residual matches cpu::rmsnorm and writes fp16 and int8 c
       }
     }
   }
+}
+
+// Block timelines (gpu/block_trace.hpp): a build without them says so when asked to record; a build
+// with them (-DWORKER_ORCD_BLOCK_TRACE=ON) leaves one record per block of a traced kernel.
+TEST_CASE("block timelines are refused without the trace build and complete with it", "[kernels]") {
+  const std::uint32_t dim = 3584;
+  device_buffer<float> dh(random_normal(dim, 93)), dw(random_normal(dim, 94)), f32(dim);
+  const rmsnorm_args a = dense_norm_args(dh.get(), nullptr, dw.get(), dim, 1, f32.get(), nullptr, nullptr, nullptr, nullptr);
+  if (!block_trace_compiled()) {
+    CHECK_THROWS_AS(block_trace_start(1024), gpu_error);
+    CHECK(block_trace_stop().empty());
+    return;
+  }
+  block_trace_start(1024);
+  rmsnorm_fused(a, nullptr);
+  const auto records = block_trace_stop();
+  REQUIRE(records.size() == dim / 128);  // sliced: one block per 128 outputs
+  std::vector<bool> seen(records.size(), false);
+  for (const block_trace_record& r : records) {
+    CHECK(r.kernel == static_cast<std::uint16_t>(traced_kernel::rmsnorm));
+    REQUIRE(r.block < records.size());
+    seen[r.block] = true;
+    CHECK(r.wait_ns <= r.end_ns);
+    CHECK(r.grid == records[0].grid);
+  }
+  CHECK(std::all_of(seen.begin(), seen.end(), [](bool b) { return b; }));
 }
 
 // The superblock-minor layout (matvec.cuh sb_minor_byte) holds the standard layout's bytes and ds,
