@@ -82,6 +82,14 @@ using gpu::align_up;
 // - wo and the FFN down projection are told that h (their residual) is final when they start
 //   (matvec_out::residual_final), so the Q8_0 / F16 fan-out kernels copy it before their PDL wait.
 //   H200 run S20-5, Q8_0 batch 1: 426.5 / 426.1 tok/s against 422.7 / 421.4 with token noresfinal.
+// - Trigger points (session 21's block timelines, docs/performance.md: the next matvec's weight loads,
+//   issued as soon as its blocks are resident, slow the small kernel still running). The merge kernel
+//   lets wo launch once its partials have landed (mergemidtrig) instead of at its start
+//   (mergestarttrig) where wo is a K-quant, at batch 1: H200 runs S21-5 / S21-6, Q4_K_M 516.7, 511.3,
+//   514.3, 515.3, 510.4 tok/s against 506.5, 506.9, 506.4, 508.5, 506.5 (+1.3 %); Q8_0 lost 0.6 % in
+//   five pairs the same way (its wo stays at the start), F16 was not measured. After the wait
+//   (mergewaittrig) lost for Q8_0 (−2 %); attnnormmid / ffnnormmid (that RMSNorm's dependent launches
+//   once the row is summed) lost 0.5 … 2 % for both: what the small kernel gains, the matvec loses.
 struct decode_fusion {
   bool rope = true, merge = false, vbranch = true, own_row = true, one_copy = true, sb_minor = true;
   int early_trigger = -1;  // -1: at batch 1 only, 0 never (latetrig), 1 always (earlytrig)
@@ -89,6 +97,9 @@ struct decode_fusion {
   int attn_pdl = -1;     // attention split + merge: -1 as pdl, 0 off (noattnpdl), 1 on (attnpdl)
   std::uint32_t split = gpu::k_attn_split_decode;
   bool residual_final = true;  // matvec_out::residual_final for wo and down (noresfinal: false)
+  int merge_trigger = -1;      // attention_args::merge_trigger: -1 by wo's type (above), else 0 / 1 / 2 (tokens)
+  bool ffn_norm_mid = false;   // rmsnorm_args::trigger_after_sum for the FFN RMSNorm (ffnnormmid)
+  bool attn_norm_mid = false;  // the same for the attention RMSNorm (attnnormmid)
 };
 
 const decode_fusion& decode_settings() {
@@ -115,6 +126,11 @@ const decode_fusion& decode_settings() {
       else if (tok == "nosbminor") r.sb_minor = false;
       else if (tok == "noresfinal") r.residual_final = false;
       else if (tok == "resfinal") r.residual_final = true;
+      else if (tok == "mergestarttrig") r.merge_trigger = 0;
+      else if (tok == "mergewaittrig") r.merge_trigger = 1;
+      else if (tok == "mergemidtrig") r.merge_trigger = 2;
+      else if (tok == "ffnnormmid") r.ffn_norm_mid = true;
+      else if (tok == "attnnormmid") r.attn_norm_mid = true;
       else throw gpu::gpu_error(gpu::gpu_error_code::invalid_argument, "WORKER_ORCD_DECODE_FUSE: unknown token " + tok);
     }
     return r;
@@ -451,7 +467,9 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b, std::uint32_t attn_
   x_act.sb_minor = sbm;
   for (std::uint32_t l = 0; l < m.layers.size(); ++l) {
     const dev_layer& L = m.layers[l];
-    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.attn_norm, b, m.eps, pdl && l > 0, early, sbm), st);
+    gpu::rmsnorm_args an = norm_to_x(s, s.h, m.d, L.attn_norm, b, m.eps, pdl && l > 0, early && !fuse.attn_norm_mid, sbm);
+    an.trigger_after_sum = fuse.attn_norm_mid;
+    gpu::rmsnorm_fused(an, st);
     qkv_matvec(L, x, s, m, st, fuse.vbranch ? pc.ctx : nullptr);
 
     const token_rows tokens{s.q, s.seqs, s.tok_seq, s.tok_pos, b};
@@ -467,6 +485,8 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b, std::uint32_t attn_
     a.pdl = fuse.attn_pdl >= 0 ? fuse.attn_pdl == 1 : pdl;
     a.early_trigger = a.pdl && early;
     if (fuse.merge) a.merge_counters = s.att_count;
+    const bool kquant_wo = L.wo.type == model::ggml_type::q4_k || L.wo.type == model::ggml_type::q6_k;
+    a.merge_trigger = fuse.merge_trigger >= 0 ? fuse.merge_trigger : (b == 1 && kquant_wo ? 2 : 0);
     if (fuse.rope) {
       // RoPE + KV store inside the attention kernel (no launch of their own).
       a.k_new = s.k;
@@ -489,7 +509,9 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b, std::uint32_t attn_
     const gpu::matvec_out o{L.wo, nullptr, s.h, m.d, true, fuse.residual_final};
     gpu::matvec(std::span(&o, 1), x, st);
 
-    gpu::rmsnorm_fused(norm_to_x(s, s.h, m.d, L.ffn_norm, b, m.eps, pdl, early, sbm), st);
+    gpu::rmsnorm_args fn = norm_to_x(s, s.h, m.d, L.ffn_norm, b, m.eps, pdl, early && !fuse.ffn_norm_mid, sbm);
+    fn.trigger_after_sum = fuse.ffn_norm_mid;
+    gpu::rmsnorm_fused(fn, st);
     gpu::matvec_swiglu(L.gate, L.up, x, s.act, m.n_ff, st);
     if (gpu::matvec_uses_q8(L.down.type)) {
       gpu::quantize_q8(s.act, m.n_ff, m.n_ff, b, s.xq, s.xq_lo, s.xw_pad, s.xds, s.xw_pad / 32, st, pdl, early, sbm);

@@ -464,7 +464,7 @@ __global__ void __launch_bounds__(HD) attn_merge_kernel(const attention_args a) 
   // has completed (griddepcontrol.wait).
   block_tracer bt;
   bt.begin();
-  asm volatile("griddepcontrol.launch_dependents;");
+  if (a.merge_trigger == 0) asm volatile("griddepcontrol.launch_dependents;");
   constexpr int W = HD / 32;
   const std::uint32_t h = blockIdx.x, i = blockIdx.y;
   const int d = static_cast<int>(threadIdx.x);
@@ -473,6 +473,7 @@ __global__ void __launch_bounds__(HD) attn_merge_kernel(const attention_args a) 
   bt.claim();
   asm volatile("griddepcontrol.wait;" ::: "memory");
   bt.waited();
+  if (a.merge_trigger == 1) asm volatile("griddepcontrol.launch_dependents;");
   float ov[k_merge_chunk];
 #pragma unroll
   for (int u = 0; u < k_merge_chunk; ++u) {
@@ -492,6 +493,7 @@ __global__ void __launch_bounds__(HD) attn_merge_kernel(const attention_args a) 
   float M = wm[0];
 #pragma unroll
   for (int w = 1; w < W; ++w) M = fmaxf(M, wm[w]);
+  if (a.merge_trigger == 2) asm volatile("griddepcontrol.launch_dependents;");
   float L = 0.0f, o = 0.0f;
   for (std::uint32_t j0 = 0; j0 < ns; j0 += k_merge_chunk) {
     if (j0 > 0) {

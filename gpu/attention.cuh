@@ -87,6 +87,10 @@ struct attention_args {
   // With pdl: the split kernel lets the merge kernel launch when it starts, before its own wait
   // (rmsnorm_args::early_trigger says why that is safe). The merge kernel triggers at its start anyway.
   bool early_trigger = false;
+  // When the merge kernel lets its dependent (the output projection) launch: 0 at its start, 1 after
+  // its wait, 2 once its partials have landed (measuring: decode fuse tokens mergewaittrig,
+  // mergemidtrig; the dependent's weight loads otherwise compete with the split kernel's work).
+  int merge_trigger = 0;
 };
 
 // Supported: head_dim 32, 64 or 128, n_head/n_head_kv in {1, 2, 4, 7, 8}.

@@ -466,6 +466,16 @@ fan_blocks plan_dot_blocks(mv_params& p, std::uint32_t nunits, int block_rows, s
   });
 }
 
+// The K-quant fan-out kernels prefer 25 % of the SM's L1 / shared memory as shared memory (enough for
+// their dots at the blocks per SM their registers allow: at most 2 × 19 KB, the 16-row down blocks),
+// leaving the rest to L1, where every block re-reads the activations. H200 run S21-7, Q4_K_M batch 1:
+// 521.4 tok/s against 513.9 / 511.7 with the driver's choice, prefill unchanged (20,248 against
+// 20,081 / 20,092); 25 % for every kernel gained more at batch 1 (521.4 … 526.1 in S21-2, S21-6, S21-7)
+// but cost prefill 10 % (the prefill attention's blocks then fit fewer to an SM). Q8_0 and F16 keep the
+// driver's choice (25 % for every kernel: Q8_0 −1 %, F16 −16 %: F16's down blocks hold 38 KB of dots).
+// Measuring switch: WORKER_ORCD_SMEM_CARVEOUT (gpu/launch.cuh; driver: no preference anywhere).
+constexpr int k_kquant_fan_carveout = 25;
+
 // block_rows rows per block (a multiple of RT, lowered until a block's dots fit in shared memory);
 // false when not even RT rows fit (a very long row: the caller falls back to another family).
 template <ggml_type T, bool SWIGLU, int RT, int UT>
@@ -486,6 +496,8 @@ bool launch_rt(mv_params& p, bool pdl, cudaStream_t stream, int block_rows, bool
   fan_flags flags = fan_flags_for<T, RT, UT>(tuning(), threads, p.x.sb_minor);
   flags.pre = pre;
   const auto kernel = fan_kernel<T, SWIGLU, RT, UT>(flags);
+  if constexpr (T == ggml_type::q4_k || T == ggml_type::q6_k)
+    default_smem_carveout(reinterpret_cast<const void*>(kernel), k_kquant_fan_carveout);
   launch_maybe_pdl_shared(kernel, dim3(f.blocks), dim3(threads), f.smem, pdl, stream, p, g);
   return true;
 }

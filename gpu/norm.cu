@@ -48,7 +48,7 @@ __global__ void __launch_bounds__(k_threads) rmsnorm_kernel(const rmsnorm_args a
   bt.claim();
   asm volatile("griddepcontrol.wait;" ::: "memory");
   bt.waited();
-  if (!a.early_trigger) asm volatile("griddepcontrol.launch_dependents;");
+  if (!a.early_trigger && !a.trigger_after_sum) asm volatile("griddepcontrol.launch_dependents;");
 
   float* h = a.h + static_cast<std::size_t>(row) * a.ldh;
   const float* delta = a.delta ? a.delta + static_cast<std::size_t>(row) * a.ld_delta : nullptr;
@@ -92,6 +92,7 @@ __global__ void __launch_bounds__(k_threads) rmsnorm_kernel(const rmsnorm_args a
   __syncthreads();
   static_assert(k_threads == 128, "the cross-warp sum below adds four warps");
   const double tot = (part[0] + part[1]) + (part[2] + part[3]);
+  if (a.trigger_after_sum && !a.early_trigger) asm volatile("griddepcontrol.launch_dependents;");
   const float mean = static_cast<float>(tot / static_cast<double>(a.dim));
   const float scale = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(mean, a.eps)));
 

@@ -41,6 +41,10 @@ struct rmsnorm_args {
   // completion (which implies its producer's) before it reads anything this grid writes; it only gets
   // its blocks resident and its weight loads in flight one kernel boundary earlier.
   bool early_trigger = false;
+  // With pdl and without early_trigger: trigger once the block has loaded its row and summed it, not
+  // right after the wait, so that the dependent's weight loads do not compete with this grid's own
+  // loads (measuring; decode fuse token ffnnormmid).
+  bool trigger_after_sum = false;
 };
 
 void rmsnorm_fused(const rmsnorm_args& a, cudaStream_t stream);

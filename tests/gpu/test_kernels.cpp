@@ -205,6 +205,37 @@ TEST_CASE("RMSNorm with residual matches cpu::rmsnorm and writes fp16 and int8 c
   }
 }
 
+// Where an RMSNorm lets its programmatic dependent launch (at its start, after its wait, or once its
+// row is summed: rmsnorm_args::trigger_after_sum) changes no value: back-to-back launches, each a
+// programmatic dependent of the one before, give the bits of plain launches.
+TEST_CASE("RMSNorm trigger points give the same bits", "[kernels]") {
+  const std::uint32_t dim = 3584;
+  const auto h0 = random_normal(dim, 91, 2.0f);
+  auto w = random_normal(dim, 92);
+  for (auto& x : w) x = 1.0f + 0.2f * x;
+  auto run = [&](bool pdl, bool early, bool mid) {
+    device_buffer<float> dh(h0), dw(w), f32(dim);
+    device_buffer<__half> f16(dim);
+    device_buffer<std::int8_t> q8(dim), q8lo(dim);
+    device_buffer<float4> ds(dim / 32);
+    rmsnorm_args a = dense_norm_args(dh.get(), nullptr, dw.get(), dim, 1, f32.get(), f16.get(), q8.get(), q8lo.get(), ds.get());
+    a.pdl = pdl;
+    a.early_trigger = early;
+    a.trigger_after_sum = mid;
+    for (int k = 0; k < 3; ++k) rmsnorm_fused(a, nullptr);
+    std::vector<float> out = f32.download();
+    const auto hi = q8.download(), lo = q8lo.download();
+    for (std::uint32_t i = 0; i < dim; ++i) out.push_back(static_cast<float>(hi[i]) + 1000.0f * static_cast<float>(lo[i]));
+    return out;
+  };
+  const auto want = run(false, false, false);
+  for (const auto& [early, mid] : {std::pair{true, false}, std::pair{false, true}, std::pair{false, false}}) {
+    INFO("early " << early << " after the sum " << mid);
+    const auto got = run(true, early, mid);
+    CHECK(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)) == 0);
+  }
+}
+
 // Block timelines (gpu/block_trace.hpp): a build without them says so when asked to record; a build
 // with them (-DWORKER_ORCD_BLOCK_TRACE=ON) leaves one record per block of a traced kernel.
 TEST_CASE("block timelines are refused without the trace build and complete with it", "[kernels]") {
@@ -496,7 +527,8 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
 
     device_buffer<std::uint32_t> counters(std::vector<std::uint32_t>(std::size_t{nq} * c.n_head_kv, 0));
     auto run = [&](bool fused, bool fused_merge, std::vector<float>& out_host, std::vector<__half>& cache_host,
-                   cudaStream_t stream = nullptr, bool own_row_in_smem = true, bool early_trigger = false) {
+                   cudaStream_t stream = nullptr, bool own_row_in_smem = true, bool early_trigger = false,
+                   int merge_trigger = 0) {
       device_buffer<__half> cache(cache0);
       std::vector<kv_seq_desc> seqs(nq);
       for (std::uint32_t i = 0; i < nq; ++i) {
@@ -544,6 +576,7 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
       }
       if (stream) a.pdl = true;
       a.early_trigger = early_trigger;
+      a.merge_trigger = merge_trigger;
       attention(a, stream);
       if (stream) REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
       out_host = out.download();
@@ -587,6 +620,14 @@ TEST_CASE("attention with RoPE, KV store and merge fused in equals the separate 
         std::vector<float> out_p;
         std::vector<__half> cache_p;
         run(false, false, out_p, cache_p, stream, true, early);
+        CHECK(std::memcmp(out_sep.data(), out_p.data(), out_sep.size() * sizeof(float)) == 0);
+        CHECK(std::memcmp(cache_sep.data(), cache_p.data(), cache_sep.size() * sizeof(__half)) == 0);
+      }
+      for (const int merge_trigger : {1, 2}) {
+        INFO("fused RoPE; the merge kernel lets its dependent launch " << (merge_trigger == 1 ? "after its wait" : "once its partials have landed"));
+        std::vector<float> out_p;
+        std::vector<__half> cache_p;
+        run(true, false, out_p, cache_p, stream, true, true, merge_trigger);
         CHECK(std::memcmp(out_sep.data(), out_p.data(), out_sep.size() * sizeof(float)) == 0);
         CHECK(std::memcmp(cache_sep.data(), cache_p.data(), cache_sep.size() * sizeof(__half)) == 0);
       }
