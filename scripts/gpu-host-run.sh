@@ -108,6 +108,11 @@ fi
 summary=$out/summary.txt
 : >"$summary"
 say() { echo "$*" | tee -a "$summary"; }
+# Another worker-orcd build to DEST: SRC as is, or decompressed when it ends in .xz.
+unpack_exe() {
+  if [[ $1 == *.xz ]]; then xz -dc "$1" >"$2"; else cp "$1" "$2"; fi
+  chmod +x "$2"
+}
 
 say "== host: $(date -u +%FT%TZ) $(hostname)"
 nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm,clocks.max.sm,driver_version --format=csv | tee -a "$summary"
@@ -133,8 +138,7 @@ if [[ $skip_bench -eq 0 && -x $bundle/bin/worker-orcd && -n $tok_xz ]]; then
   base_exe=""
   if [[ -n $base_bin ]]; then
     base_exe=/tmp/worker-orcd-base
-    if [[ $base_bin == *.xz ]]; then xz -dc "$base_bin" >"$base_exe"; else cp "$base_bin" "$base_exe"; fi
-    chmod +x "$base_exe"
+    unpack_exe "$base_bin" "$base_exe"
   fi
   for m in $models; do
     f=/tmp/qwen2.5-7b-$m.gguf
@@ -173,8 +177,7 @@ if [[ $skip_bench -eq 0 && -x $bundle/bin/worker-orcd && -n $tok_xz ]]; then
   done
   if [[ -n $trace_bin ]]; then
     trace_exe=/tmp/worker-orcd-trace
-    if [[ $trace_bin == *.xz ]]; then xz -dc "$trace_bin" >"$trace_exe"; else cp "$trace_bin" "$trace_exe"; fi
-    chmod +x "$trace_exe"
+    unpack_exe "$trace_bin" "$trace_exe"
     for m in $models; do
       f=/tmp/qwen2.5-7b-$m.gguf
       [[ -f $f ]] || continue
