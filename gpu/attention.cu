@@ -3,8 +3,8 @@
 
 #include <string>
 
-#include "gpu/gpu_error.hpp"
 #include "gpu/block_trace.cuh"
+#include "gpu/gpu_error.hpp"
 #include "gpu/launch.cuh"
 #include "gpu/q8_act.cuh"
 
@@ -460,8 +460,9 @@ constexpr int k_merge_chunk = 16;
 
 template <int HD>
 __global__ void __launch_bounds__(HD) attn_merge_kernel(const attention_args a) {
-  // A programmatic dependent (the next matvec) may start now: it only prefetches weights until this grid
-  // has completed (griddepcontrol.wait).
+  // The programmatic dependent (the next matvec) may start now (merge_trigger 0), after the wait (1) or
+  // once the partials have landed (2, below): it only prefetches weights until this grid has completed
+  // (griddepcontrol.wait).
   block_tracer bt;
   bt.begin();
   if (a.merge_trigger == 0) asm volatile("griddepcontrol.launch_dependents;");

@@ -87,9 +87,10 @@ struct attention_args {
   // With pdl: the split kernel lets the merge kernel launch when it starts, before its own wait
   // (rmsnorm_args::early_trigger says why that is safe). The merge kernel triggers at its start anyway.
   bool early_trigger = false;
-  // When the merge kernel lets its dependent (the output projection) launch: 0 at its start, 1 after
-  // its wait, 2 once its partials have landed (measuring: decode fuse tokens mergewaittrig,
-  // mergemidtrig; the dependent's weight loads otherwise compete with the split kernel's work).
+  // When the merge kernel lets its programmatic dependent (decode: wo) launch: 0 at its start, 1 after
+  // its wait, 2 once its partials have landed — the dependent's first weight loads then no longer
+  // compete with the split kernel's work, but with the merge's (decode: 2 at batch 1 where wo is a
+  // K-quant; adapters/cuda_engine_passes.cpp has the numbers).
   int merge_trigger = 0;
 };
 

@@ -23,8 +23,8 @@ bool register_setter(setter s);
 
 #if defined(WORKER_ORCD_BLOCK_TRACE)
 namespace {
-// In constant memory: thread 0 reads it from the constant cache at its first instruction, so that the
-// slot's atomic is issued at once and its latency overlaps the wait instead of adding to it.
+// In constant memory: claim() reads it through the constant cache, so that the slot's atomic is issued
+// without waiting for a global load, and its latency overlaps the wait instead of adding to it.
 __constant__ worker::gpu::bt_detail::state g_block_trace_state;
 void set_block_trace_state(const worker::gpu::bt_detail::state& s) {
   cudaMemcpyToSymbol(g_block_trace_state, &s, sizeof s);

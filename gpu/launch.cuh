@@ -13,12 +13,13 @@
 
 namespace worker::gpu {
 
-// Measuring switch WORKER_ORCD_SMEM_CARVEOUT=P or P:pat+pat (P 0..100; unset: the kernels' defaults —
-// default_smem_carveout — and otherwise the driver's choice; driver: no preference for any kernel): every kernel launched through launch_maybe_pdl_shared — or only those whose mangled name
-// contains one of the patterns — prefers P % of the SM's unified L1 / shared memory as shared memory
-// (cudaFuncAttributePreferredSharedMemoryCarveout). An SM changes that split only when it
-// is empty, so consecutive kernels that ask for different splits may not share an SM — what a
-// programmatic dependent launch needs to overlap its predecessor. For timing runs.
+// Shared-memory carveout: how much of an SM's unified L1 / shared memory a kernel prefers as shared
+// memory (cudaFuncAttributePreferredSharedMemoryCarveout), the rest staying L1 — where the decode
+// matvecs re-read their activations. Unset, the driver chooses per kernel; a kernel family may state a
+// measured default (default_smem_carveout). Measuring switch WORKER_ORCD_SMEM_CARVEOUT: P (0..100) for
+// every kernel launched through launch_maybe_pdl_shared, P:pat+pat for those whose mangled name holds
+// one of the patterns, driver for no preference anywhere; set, it replaces the defaults. Numbers:
+// docs/performance.md, session 21.
 int smem_carveout_preference();
 // Sets the preference for `kernel` the first time it is seen (thread-safe).
 void prefer_smem_carveout_once(const void* kernel, int percent);

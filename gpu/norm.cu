@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <string>
 
-#include "gpu/gpu_error.hpp"
 #include "gpu/block_trace.cuh"
+#include "gpu/gpu_error.hpp"
 #include "gpu/launch.cuh"
 #include "gpu/q8_act.cuh"
 
