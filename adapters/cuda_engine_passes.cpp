@@ -87,7 +87,7 @@ using gpu::align_up;
 //   lets wo launch once its partials have landed (mergemidtrig) instead of at its start
 //   (mergestarttrig) where wo is a K-quant, at batch 1: H200 runs S21-5 / S21-6, Q4_K_M 516.7, 511.3,
 //   514.3, 515.3, 510.4 tok/s against 506.5, 506.9, 506.4, 508.5, 506.5 (+1.3 %); Q8_0 lost 0.6 % in
-//   five pairs the same way (its wo stays at the start), F16 was not measured. After the wait
+//   five pairs the same way (its wo stays at the start), F16 ±0 (S21-10; it keeps the start). After the wait
 //   (mergewaittrig) lost for Q8_0 (−2 %); attnnormmid / ffnnormmid (that RMSNorm's dependent launches
 //   once the row is summed) lost 0.5 … 2 % for both: what the small kernel gains, the matvec loses.
 struct decode_fusion {
