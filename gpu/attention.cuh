@@ -85,7 +85,8 @@ struct attention_args {
   // producer: a table made at start-up) before the wait.
   bool pdl = false;
   // With pdl: the split kernel lets the merge kernel launch when it starts, before its own wait
-  // (rmsnorm_args::early_trigger says why that is safe). The merge kernel triggers at its start anyway.
+  // (rmsnorm_args::early_trigger says why that is safe). When the merge kernel lets its own dependent
+  // launch is merge_trigger's choice, below.
   bool early_trigger = false;
   // When the merge kernel lets its programmatic dependent (decode: wo) launch: 0 at its start, 1 after
   // its wait, 2 once its partials have landed — the dependent's first weight loads then no longer
