@@ -26,8 +26,20 @@ constexpr int k_threads = 128;            // threads of a block; also the slice 
 constexpr int k_max_dim = 8192;
 constexpr int k_max_chunks = k_max_dim / 4 / k_threads;  // float4 chunks per thread for the sum
 constexpr std::uint32_t k_slice_max_rows = 16;           // up to this many rows (decode): a block per slice
+// How a launch splits its rows: a block per row (prefill), or a block per slice of k_threads outputs
+// (decode, up to k_slice_max_rows rows). The one-row sliced launch (decode at batch 1) is its own
+// instantiation only so that it may prefer its own shared-memory carveout: 25 %, the rest serving as L1
+// for the matvec blocks co-resident under PDL (a block needs 33 KB of shared memory, and a decode
+// launch puts few blocks on an SM). Measured with the kernel shared by every launch (H200 run S21-10,
+// Q8_0 batch 1, three pairs): 434.7 / 434.9 / 434.2 tok/s against 430.7 / 429.2 / 430.7, but prefill
+// −2.8 % (its one-block-a-row launches then fit fewer blocks to an SM); for every sliced launch (run
+// S22-3, with the session's other changes) Q8_0 batch 4 and 16 lost 1.3–1.5 %.
+enum class norm_split { whole_rows, sliced, sliced_one_row };
+constexpr int k_one_row_carveout = 25;
 
+template <norm_split kSplit>
 __global__ void __launch_bounds__(k_threads) rmsnorm_kernel(const rmsnorm_args a) {
+  constexpr bool kSliced = kSplit != norm_split::whole_rows;
   // Launched as a programmatic dependent (a.pdl): wait for the producer of h. Then a programmatic
   // dependent of this grid (the next matvec) may start: it only loads weights until this grid has
   // completed (its own griddepcontrol.wait).
@@ -37,8 +49,8 @@ __global__ void __launch_bounds__(k_threads) rmsnorm_kernel(const rmsnorm_args a
   __shared__ double part[k_threads / 32];
   const std::uint32_t row = blockIdx.y;
   const std::uint32_t t = threadIdx.x;
-  // This block's outputs: [begin, end). One slice per row (gridDim.x == 1) covers the whole row.
-  const std::uint32_t width = gridDim.x == 1 ? a.dim : k_threads;
+  // This block's outputs: [begin, end). Unsliced, the block covers the whole row.
+  const std::uint32_t width = kSliced ? k_threads : a.dim;
   const std::uint32_t begin = blockIdx.x * width;
   const std::uint32_t end = min(begin + width, a.dim);
   // The weight of this thread's first output (a constant: it may be read before the wait), loaded
@@ -140,7 +152,15 @@ void rmsnorm_fused(const rmsnorm_args& a, cudaStream_t stream) {
   if (a.n == 0) return;
   // With delta a block rewrites h, which the other blocks of its row would read: one block per row.
   const std::uint32_t slices = (a.delta || a.n > k_slice_max_rows) ? 1 : (a.dim + k_threads - 1) / k_threads;
-  launch_maybe_pdl(rmsnorm_kernel, dim3(slices, a.n), dim3(k_threads), a.pdl, stream, a);
+  if (slices == 1) {
+    launch_maybe_pdl(rmsnorm_kernel<norm_split::whole_rows>, dim3(1, a.n), dim3(k_threads), a.pdl, stream, a);
+  } else if (a.n > 1) {
+    launch_maybe_pdl(rmsnorm_kernel<norm_split::sliced>, dim3(slices, a.n), dim3(k_threads), a.pdl, stream, a);
+  } else {
+    const auto one_row = rmsnorm_kernel<norm_split::sliced_one_row>;
+    default_smem_carveout(reinterpret_cast<const void*>(one_row), k_one_row_carveout);
+    launch_maybe_pdl(one_row, dim3(slices, 1), dim3(k_threads), a.pdl, stream, a);
+  }
 }
 
 }  // namespace worker::gpu

@@ -152,7 +152,7 @@ rmsnorm_args dense_norm_args(float* h, float* delta, const float* w, std::uint32
 
 TEST_CASE("RMSNorm with residual matches cpu::rmsnorm and writes fp16 and int8 copies", "[kernels]") {
   for (const bool with_delta : {true, false}) {
-    for (const std::uint32_t dim : {32u, 256u, 896u, 3584u, 8192u}) {
+    for (const std::uint32_t dim : {32u, 160u, 256u, 896u, 1440u, 3584u, 8192u}) {
       for (const std::uint32_t n : {1u, 5u, 16u, 17u}) {
         INFO("dim " << dim << " rows " << n << (with_delta ? " with residual" : " without residual"));
         const auto h0 = random_normal(std::size_t{n} * dim, dim + n, 2.0f);
