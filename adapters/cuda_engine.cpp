@@ -481,8 +481,8 @@ class cuda_engine_impl final : public cuda_engine {
       WORKER_CUDA_CHECK(cudaMemcpyAsync(s_.pen_tokens, hm_.pen_tokens, plan.pen * 4, cudaMemcpyHostToDevice, st));
       WORKER_CUDA_CHECK(cudaMemcpyAsync(s_.pen_counts, hm_.pen_counts, plan.pen * 4, cudaMemcpyHostToDevice, st));
     }
-    gpu::sample_rows(s_.logits, b, dm_.vocab, s_.sparams, s_.pen_tokens, s_.pen_counts, plan.any_sampled, plan.any_sorted,
-                     s_.sws, s_.sampled, st);
+    gpu::sample_rows(s_.logits, b, dm_.vocab, s_.sparams, s_.pen_tokens, s_.pen_counts, plan.pen > 0, plan.any_sampled,
+                     plan.any_sorted, s_.sws, s_.sampled, st);
     WORKER_CUDA_CHECK(cudaMemcpyAsync(hm_.sampled, s_.sampled, b * 4, cudaMemcpyDeviceToHost, st));
     WORKER_CUDA_CHECK(cudaStreamSynchronize(st));
     for (std::uint32_t j = 0; j < b; ++j) {

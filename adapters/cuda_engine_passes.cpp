@@ -182,6 +182,7 @@ void walk_layout(const dev_model& m, std::uint32_t chunk, std::uint32_t context,
   take("offsets", (B + 1) * 4);
   take("argmax_v", B * gpu::k_argmax_blocks * 4);
   take("argmax_i", B * gpu::k_argmax_blocks * 4);
+  take("argmax_done", B * 4);
   take("cub", gpu::sample_cub_temp_bytes(static_cast<std::uint32_t>(B), m.vocab));
   take("p_ids", C * 4);
   take("p_tok_seq", C * 4);
@@ -404,6 +405,10 @@ void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t contex
     else if (name == "offsets") set(s.sws.offsets);
     else if (name == "argmax_v") set(s.sws.argmax_v);
     else if (name == "argmax_i") set(s.sws.argmax_i);
+    else if (name == "argmax_done") {
+      set(s.sws.argmax_done);
+      WORKER_CUDA_CHECK(cudaMemset(p, 0, bytes));  // the greedy argmax's counters start at zero, each use returns them there
+    }
     else if (name == "cub") {
       s.sws.cub_temp = p;
       s.sws.cub_temp_bytes = bytes;

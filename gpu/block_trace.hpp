@@ -1,7 +1,7 @@
 // Block timelines of the decode kernels (diagnostics, host side). In a build configured with
 // -DWORKER_ORCD_BLOCK_TRACE=ON, thread 0 of every block of the RMSNorm, attention split and merge, int8
-// quantization and fan-out matvec kernels (and of the embedding gather and the greedy argmax's first
-// pass, which bracket a step) records when the block started, when its wait for the
+// quantization and fan-out matvec kernels (and of the embedding gather and the greedy argmax, which
+// bracket a step) records when the block started, when its wait for the
 // producer (griddepcontrol.wait) returned and when thread 0 was done — with the global timer, so that
 // one decode step's launches can be laid side by side: where a layer's time goes between one kernel's
 // last block and the next one's first useful instruction, which per-kernel profilers (serialized

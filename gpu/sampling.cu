@@ -81,11 +81,15 @@ struct argmax_op {
   }
 };
 
-// Greedy, first pass: block b of row r takes the max (lowest id on ties) of its slice of the vocabulary.
-__global__ void argmax_partial_kernel(const float* logits, std::uint32_t vocab, const sample_params* params, float* out_v,
-                                      std::int32_t* out_i) {
+// Greedy: block b of row r takes the max (lowest id on ties) of its slice of the vocabulary; the row's
+// last block to finish (a counter per row) reduces the blocks' maxima in block order and writes the
+// token. One launch instead of a first pass and a second kernel: the step's tail is a kernel boundary
+// shorter.
+__global__ void argmax_kernel(const float* logits, std::uint32_t vocab, const sample_params* params, float* part_v,
+                              std::int32_t* part_i, std::uint32_t* done, std::int32_t* out) {
   using reduce_a = cub::BlockReduce<argmax_pair, 256>;
   __shared__ typename reduce_a::TempStorage tmp;
+  __shared__ bool last;
   block_tracer bt;
   bt.begin();
   bt.claim();
@@ -98,8 +102,23 @@ __global__ void argmax_partial_kernel(const float* logits, std::uint32_t vocab, 
   for (std::uint32_t i = b + threadIdx.x; i < e; i += blockDim.x) best = argmax_op()(best, argmax_pair{l[i], static_cast<std::int32_t>(i)});
   const argmax_pair r = reduce_a(tmp).Reduce(best, argmax_op());
   if (threadIdx.x == 0) {
-    out_v[row * gridDim.x + blockIdx.x] = r.v;
-    out_i[row * gridDim.x + blockIdx.x] = r.i;
+    part_v[row * gridDim.x + blockIdx.x] = r.v;
+    part_i[row * gridDim.x + blockIdx.x] = r.i;
+    __threadfence();  // the maxima are visible before the counter says so
+    last = atomicAdd(&done[row], 1u) == gridDim.x - 1;
+  }
+  __syncthreads();  // `last`, and tmp free again
+  if (last) {
+    __threadfence();
+    argmax_pair m{NAN, INT32_MAX};
+    if (threadIdx.x < gridDim.x) {
+      m = argmax_pair{__ldcg(&part_v[row * gridDim.x + threadIdx.x]), __ldcg(&part_i[row * gridDim.x + threadIdx.x])};
+    }
+    const argmax_pair w = reduce_a(tmp).Reduce(m, argmax_op());
+    if (threadIdx.x == 0) {
+      out[row] = w.i == INT32_MAX ? 0 : w.i;  // all NaN: id 0, as the CPU's scan
+      done[row] = 0;  // ready for the next call (kernels on one stream do not overlap)
+    }
   }
   bt.end(traced_kernel::argmax);
 }
@@ -107,18 +126,15 @@ __global__ void argmax_partial_kernel(const float* logits, std::uint32_t vocab, 
 // Steps 2-7: one block per row.
 __global__ void __launch_bounds__(k_threads) select_kernel(const float* logits, std::uint32_t vocab,
                                                            const sample_params* params, const float* sorted_keys,
-                                                           const std::int32_t* sorted_ids, const float* argmax_v,
-                                                           const std::int32_t* argmax_i, std::int32_t* out) {
+                                                           const std::int32_t* sorted_ids, std::int32_t* out) {
   using reduce_f = cub::BlockReduce<float, k_threads>;
   using reduce_d = cub::BlockReduce<double, k_threads>;
   using reduce_i = cub::BlockReduce<int, k_threads>;
-  using reduce_a = cub::BlockReduce<argmax_pair, k_threads>;
   using scan_d = cub::BlockScan<double, k_threads>;
   __shared__ union {
     typename reduce_f::TempStorage f;
     typename reduce_d::TempStorage d;
     typename reduce_i::TempStorage i;
-    typename reduce_a::TempStorage a;
     typename scan_d::TempStorage s;
   } tmp;
   __shared__ double sh_d;
@@ -129,16 +145,7 @@ __global__ void __launch_bounds__(k_threads) select_kernel(const float* logits, 
   const sample_params p = params[row];
   const float* l = logits + static_cast<std::size_t>(row) * vocab;
 
-  if (p.temperature <= 0.0f) {
-    // Second pass over the first pass's per-block maxima.
-    argmax_pair best{NAN, INT32_MAX};
-    if (threadIdx.x < k_argmax_blocks) {
-      best = argmax_pair{argmax_v[row * k_argmax_blocks + threadIdx.x], argmax_i[row * k_argmax_blocks + threadIdx.x]};
-    }
-    const argmax_pair r = reduce_a(tmp.a).Reduce(best, argmax_op());
-    if (threadIdx.x == 0) out[row] = r.i == INT32_MAX ? 0 : r.i;  // all NaN: id 0, as the CPU's scan
-    return;
-  }
+  if (p.temperature <= 0.0f) return;  // greedy: argmax_kernel wrote the token
 
   const bool sorted = p.top_k > 0 || p.top_p < 1.0f;
   const float* keys = sorted ? sorted_keys + static_cast<std::size_t>(row) * vocab : l;
@@ -289,14 +296,19 @@ __global__ void offsets_kernel(int* offsets, std::uint32_t rows, std::uint32_t v
 }  // namespace
 
 void sample_rows(float* logits, std::uint32_t rows, std::uint32_t vocab, const sample_params* params,
-                 const std::int32_t* penalty_tokens, const std::int32_t* penalty_counts, bool any_sampled,
-                 bool any_sorted, const sample_workspace& ws, std::int32_t* out, cudaStream_t stream) {
+                 const std::int32_t* penalty_tokens, const std::int32_t* penalty_counts, bool any_penalty,
+                 bool any_sampled, bool any_sorted, const sample_workspace& ws, std::int32_t* out, cudaStream_t stream) {
   if (rows == 0) return;
-  penalty_kernel<<<rows, 128, 0, stream>>>(logits, vocab, params, penalty_tokens, penalty_counts);
-  WORKER_CUDA_CHECK_LAUNCH("penalty_kernel");
-  argmax_partial_kernel<<<dim3(k_argmax_blocks, rows), 256, 0, stream>>>(logits, vocab, params, ws.argmax_v, ws.argmax_i);
-  WORKER_CUDA_CHECK_LAUNCH("argmax_partial_kernel");
-  if (any_sampled && any_sorted) {
+  if (any_penalty) {
+    penalty_kernel<<<rows, 128, 0, stream>>>(logits, vocab, params, penalty_tokens, penalty_counts);
+    WORKER_CUDA_CHECK_LAUNCH("penalty_kernel");
+  }
+  static_assert(k_argmax_blocks <= 256, "argmax_kernel's last block reduces one maximum per thread");
+  argmax_kernel<<<dim3(k_argmax_blocks, rows), 256, 0, stream>>>(logits, vocab, params, ws.argmax_v, ws.argmax_i,
+                                                                 ws.argmax_done, out);
+  WORKER_CUDA_CHECK_LAUNCH("argmax_kernel");
+  if (!any_sampled) return;
+  if (any_sorted) {
     sort_keys_kernel<<<dim3((vocab + 255) / 256, rows), 256, 0, stream>>>(logits, vocab, ws.keys, ws.ids);
     WORKER_CUDA_CHECK_LAUNCH("sort_keys_kernel");
     offsets_kernel<<<1, 32, 0, stream>>>(ws.offsets, rows, vocab);
@@ -305,8 +317,7 @@ void sample_rows(float* logits, std::uint32_t rows, std::uint32_t vocab, const s
         ws.cub_temp, bytes, ws.keys, ws.keys_sorted, ws.ids, ws.ids_sorted, static_cast<int>(rows * vocab),
         static_cast<int>(rows), ws.offsets, ws.offsets + 1, 0, static_cast<int>(sizeof(float) * 8), stream));
   }
-  select_kernel<<<rows, k_threads, 0, stream>>>(logits, vocab, params, ws.keys_sorted, ws.ids_sorted, ws.argmax_v,
-                                               ws.argmax_i, out);
+  select_kernel<<<rows, k_threads, 0, stream>>>(logits, vocab, params, ws.keys_sorted, ws.ids_sorted, out);
   WORKER_CUDA_CHECK_LAUNCH("select_kernel");
 }
 

@@ -41,6 +41,7 @@ struct sample_workspace {
   int* offsets = nullptr;            // [rows + 1] segment offsets (filled by sample_rows)
   float* argmax_v = nullptr;         // [rows][k_argmax_blocks] per-block maxima (greedy rows)
   std::int32_t* argmax_i = nullptr;  // [rows][k_argmax_blocks]
+  std::uint32_t* argmax_done = nullptr;  // [rows] blocks done per row: zero before the first call, each call leaves it so
   void* cub_temp = nullptr;
   std::size_t cub_temp_bytes = 0;
 };
@@ -51,10 +52,12 @@ constexpr std::uint32_t k_argmax_blocks = 64;  // first argmax pass: blocks per 
 std::size_t sample_cub_temp_bytes(std::uint32_t rows, std::uint32_t vocab);
 
 // Device arrays: logits [rows][vocab] (penalized in place), params [rows], penalty tokens/counts,
-// out [rows]. `any_sorted` must be true when some row has top_k > 0 or top_p < 1 (then the sort runs).
+// out [rows]. `any_penalty` must be true when some row has penalty pairs, `any_sampled` when some row has
+// temperature > 0, `any_sorted` when such a row has top_k > 0 or top_p < 1 (then the sort runs); a false
+// flag skips that step's kernels.
 void sample_rows(float* logits, std::uint32_t rows, std::uint32_t vocab, const sample_params* params,
-                 const std::int32_t* penalty_tokens, const std::int32_t* penalty_counts, bool any_sampled,
-                 bool any_sorted, const sample_workspace& ws, std::int32_t* out, cudaStream_t stream);
+                 const std::int32_t* penalty_tokens, const std::int32_t* penalty_counts, bool any_penalty,
+                 bool any_sampled, bool any_sorted, const sample_workspace& ws, std::int32_t* out, cudaStream_t stream);
 
 // Host/device Philox4x32-10 draw in [0, 1) for (seed, position) — identical to adapters' sampler_uniform.
 double philox_uniform_host(std::uint64_t seed, std::uint64_t position);

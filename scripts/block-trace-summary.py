@@ -78,7 +78,7 @@ def main(path):
         if am and ga:
             before = [x for x in prev if x["kernel"] == "matvec_fanout"][-1]
             first_norm = next(x for x in step if x["kernel"] == "rmsnorm")
-            print(f"    output projection's last block end → argmax (first pass) last end: {(am[-1]['last_end'] - before['last_end']) / 1000:.1f} µs")
+            print(f"    output projection's last block end → argmax last end: {(am[-1]['last_end'] - before['last_end']) / 1000:.1f} µs")
             print(f"    argmax end → gather first start (select, token copy, host, launch, input copy): "
                   f"{(ga[0]['first_start'] - am[-1]['last_end']) / 1000:.1f} µs")
             print(f"    gather first start → first RMSNorm wait return: {(first_norm['first_wait'] - ga[0]['first_start']) / 1000:.1f} µs")
