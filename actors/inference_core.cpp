@@ -31,6 +31,9 @@ struct inference_core::job {
   clock::time_point start;
   clock::time_point first_token;
   bool done = false;
+  std::uint64_t serial = 0;         // names the job in decode steps in flight (jobs may leave meanwhile)
+  std::uint32_t steps_in_flight = 0;  // decode steps enqueued for it and not yet collected (0..2)
+  bool next_takes_token = false;    // the later of them takes the earlier one's token on the device
 };
 
 protocol::error_code error_code_for(const engine_error& e) {
@@ -102,6 +105,7 @@ std::optional<job_failure> inference_core::admit(job_plan plan) {
   }
   j->plan = std::move(plan);
   j->start = clock::now();
+  j->serial = next_serial_++;
   jobs_.push_back(std::move(j));
   return std::nullopt;
 }
@@ -203,98 +207,212 @@ bool inference_core::accept_harmony(job& j, token_id token, job_progress& out, b
   return false;
 }
 
+namespace {
+
+// Its last history token is the one the next step feeds (a decode step, not a prefill chunk).
+bool decode_ready(std::size_t fed, std::size_t history) { return fed + 1 == history; }
+
+bool penalties_active(const adapters::sampling_params& p) {
+  return p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+}
+
+}  // namespace
+
+inference_core::job* inference_core::find_job(std::uint64_t serial) {
+  for (auto& j : jobs_) {
+    if (j->serial == serial) return j.get();
+  }
+  return nullptr;
+}
+
+void inference_core::fail(job& j, job_failure failure, std::vector<job_progress>& progress) {
+  job_progress p;
+  p.job_id = j.plan.job_id;
+  p.failure = std::move(failure);
+  finish(j, p);
+  progress.push_back(std::move(p));
+}
+
+// Enqueues `group` as decode steps of up to k_decode_batch_max items. A job with a step in flight
+// takes that step's token on the device. Each enqueue changes nothing when it throws, so allocation failures are
+// isolated by enqueueing each job alone; a device or internal error fails the batch's jobs.
+std::vector<inference_core::decode_in_flight> inference_core::enqueue_decode(std::vector<job*> group,
+                                                                           std::vector<job_progress>& progress) {
+  std::vector<decode_in_flight> out;
+  auto enqueue = [&](std::span<job* const> js) {
+    std::vector<adapters::cuda_sample_item> items;
+    for (job* j : js) items.push_back({j->sequence, j->history.back(), j->steps_in_flight > 0, j->plan.sampling, j->history});
+    decode_in_flight f;
+    {
+      std::lock_guard lock(model_->engine.mutex);
+      f.ticket = device_sampler_->decode_enqueue(items);
+    }
+    for (job* j : js) {
+      f.jobs.push_back(j->serial);
+      if (j->steps_in_flight > 0) {
+        j->next_takes_token = true;  // fed once the earlier step's token is known
+      } else {
+        j->fed = j->history.size();
+      }
+      ++j->steps_in_flight;
+    }
+    out.push_back(std::move(f));
+  };
+  auto failure_of = [&](const std::exception& e) -> job_failure {
+    if (const auto* ee = dynamic_cast<const engine_error*>(&e)) return job_failure{error_code_for(*ee), ee->what()};
+    if (dynamic_cast<const std::bad_alloc*>(&e)) return job_failure{protocol::error_code::vram_oom, "out of memory in the decode step"};
+    return job_failure{protocol::error_code::internal, e.what()};
+  };
+  auto allocation = [](const std::exception& e) {
+    const auto* ee = dynamic_cast<const engine_error*>(&e);
+    return (ee && is_allocation_failure(*ee)) || dynamic_cast<const std::bad_alloc*>(&e) != nullptr;
+  };
+  for (std::size_t b0 = 0; b0 < group.size(); b0 += adapters::k_decode_batch_max) {
+    const std::span<job* const> batch(group.data() + b0, std::min(adapters::k_decode_batch_max, group.size() - b0));
+    try {
+      enqueue(batch);
+    } catch (const std::exception& e) {
+      if (allocation(e) && batch.size() > 1) {
+        for (job* j : batch) {
+          try {
+            enqueue(std::span(&j, 1));
+          } catch (const std::exception& alone) {
+            if (allocation(alone)) ++oom_failures_;
+            fail(*j, failure_of(alone), progress);
+          }
+        }
+      } else {
+        if (allocation(e)) ++oom_failures_;
+        for (job* j : batch) fail(*j, failure_of(e), progress);
+      }
+    }
+  }
+  return out;
+}
+
+// The tokens of one decode step; jobs that left or ended since it was enqueued drop theirs unread.
+void inference_core::collect_decode(const decode_in_flight& step, std::vector<job_progress>& progress) {
+  std::vector<token_id> tokens;
+  try {
+    std::lock_guard lock(model_->engine.mutex);
+    tokens = device_sampler_->decode_collect(step.ticket);
+  } catch (const engine_error& e) {
+    for (const auto serial : step.jobs) {
+      if (job* j = find_job(serial); j && !j->done) fail(*j, job_failure{error_code_for(e), e.what()}, progress);
+    }
+    return;
+  }
+  for (std::size_t i = 0; i < step.jobs.size() && i < tokens.size(); ++i) {
+    job* j = find_job(step.jobs[i]);
+    if (!j || j->done) continue;
+    --j->steps_in_flight;
+    job_progress p;
+    p.job_id = j->plan.job_id;
+    accept_token(*j, tokens[i], p);  // appends the token: history = fed + 1
+    if (j->next_takes_token) {
+      j->fed = j->history.size();  // the step now in flight took it on the device
+      j->next_takes_token = false;
+    }
+    progress.push_back(std::move(p));
+  }
+}
+
 std::vector<job_progress> inference_core::step() {
   std::vector<job_progress> progress;
-  if (jobs_.empty()) return progress;
-
-  std::vector<adapters::forward_item> items;
-  items.reserve(jobs_.size());
-  // Jobs whose item is the last sampled token (a decode step) sample on the device when the engine can
-  // (device_sampler_): only the token id comes back. Prefill chunks return logits for the CPU sampler.
-  std::vector<std::size_t> by_forward, by_device;
-  for (std::size_t k = 0; k < jobs_.size(); ++k) {
-    const auto& j = jobs_[k];
-    const std::size_t n = std::min(prefill_chunk_, j->history.size() - j->fed);
-    items.push_back({j->sequence, std::span<const token_id>(j->history).subspan(j->fed, n), false});
-    const bool decode = n == 1 && j->fed + 1 == j->history.size();
-    (device_sampler_ != nullptr && decode ? by_device : by_forward).push_back(k);
+  if (jobs_.empty()) {
+    in_flight_.clear();  // steps of jobs that all left: dropped unread
+    return progress;
   }
 
-  // outputs[k] (logits) or sampled[k] (a device-sampled token) stays empty for a job whose engine call
-  // failed (failures[k] says why).
+  // 1. The next decode batch (device sampling), enqueued before the step in flight is read: jobs in
+  //    that step which will go on (no penalties, not at max_tokens after its token) take its token on
+  //    the device; jobs whose last token is known feed it.
+  std::vector<job*> decode;
+  if (device_sampler_ != nullptr) {
+    for (auto& jp : jobs_) {
+      job& j = *jp;
+      if (j.done) continue;
+      if (j.steps_in_flight > 0) {
+        if (!penalties_active(j.plan.sampling) && j.generated + 1 < j.plan.max_tokens) decode.push_back(&j);
+      } else if (decode_ready(j.fed, j.history.size())) {
+        decode.push_back(&j);
+      }
+    }
+  }
+  auto next = enqueue_decode(std::move(decode), progress);
+
+  // 2. The tokens of the step in flight.
+  for (const auto& f : in_flight_) collect_decode(f, progress);
+  in_flight_ = std::move(next);
+
+  // 3. Prefill chunks through forward() (on engines without device sampling, decode tokens as well);
+  //    the CPU sampler picks the token after a prompt's last chunk.
+  std::vector<std::size_t> ks;
+  std::vector<adapters::forward_item> items;
+  for (std::size_t k = 0; k < jobs_.size(); ++k) {
+    const auto& j = jobs_[k];
+    if (j->done || j->steps_in_flight > 0 || j->fed >= j->history.size()) continue;
+    if (device_sampler_ != nullptr && decode_ready(j->fed, j->history.size())) continue;  // next step's decode batch
+    const std::size_t n = std::min(prefill_chunk_, j->history.size() - j->fed);
+    items.push_back({j->sequence, std::span<const token_id>(j->history).subspan(j->fed, n), false});
+    ks.push_back(k);
+  }
   std::vector<adapters::forward_output> outputs(items.size());
-  std::vector<std::optional<token_id>> sampled(items.size());
   std::vector<std::optional<job_failure>> failures(items.size());
-  auto forward = [&](std::span<const std::size_t> ks) {
+  auto forward = [&](std::span<const std::size_t> is) {
     std::vector<adapters::forward_item> batch;
-    for (const auto k : ks) batch.push_back(items[k]);
+    for (const auto i : is) batch.push_back(items[i]);
     std::lock_guard lock(model_->engine.mutex);
     auto out = model_->engine.engine->forward(batch);
-    for (std::size_t i = 0; i < ks.size(); ++i) outputs[ks[i]] = std::move(out.at(i));
+    for (std::size_t i = 0; i < is.size(); ++i) outputs[is[i]] = std::move(out.at(i));
   };
-  auto decode_sample = [&](std::span<const std::size_t> ks) {
-    std::vector<adapters::cuda_sample_item> batch;
-    for (const auto k : ks) batch.push_back({items[k].sequence, items[k].tokens[0], jobs_[k]->plan.sampling, jobs_[k]->history});
-    std::lock_guard lock(model_->engine.mutex);
-    const auto out = device_sampler_->decode_sample(batch);
-    for (std::size_t i = 0; i < ks.size(); ++i) sampled[ks[i]] = out.at(i);
-  };
-  // One engine call over the group `ks`. Each call changes no sequence when it throws, so allocation
+  // One forward over the items `is`. Each call changes no sequence when it throws, so allocation
   // failures are isolated by retrying each job alone; a device or internal error fails the group.
-  auto run_group = [&](const std::vector<std::size_t>& ks, const auto& call) {
-    if (ks.empty()) return;
-    auto run_alone = [&](std::size_t k) {
-      try {
-        call(std::span(&k, 1));
-      } catch (const engine_error& e) {
-        if (is_allocation_failure(e)) ++oom_failures_;
-        failures[k] = job_failure{error_code_for(e), e.what()};
-      } catch (const std::bad_alloc&) {
-        ++oom_failures_;
-        failures[k] = job_failure{protocol::error_code::vram_oom, "out of memory in the forward pass"};
-      } catch (const std::exception& e) {
-        failures[k] = job_failure{protocol::error_code::internal, e.what()};
-      }
-    };
+  auto run_alone = [&](std::size_t i) {
     try {
-      call(std::span<const std::size_t>(ks));
+      forward(std::span(&i, 1));
     } catch (const engine_error& e) {
-      if (is_allocation_failure(e) && ks.size() > 1) {
-        for (const auto k : ks) run_alone(k);
+      if (is_allocation_failure(e)) ++oom_failures_;
+      failures[i] = job_failure{error_code_for(e), e.what()};
+    } catch (const std::bad_alloc&) {
+      ++oom_failures_;
+      failures[i] = job_failure{protocol::error_code::vram_oom, "out of memory in the forward pass"};
+    } catch (const std::exception& e) {
+      failures[i] = job_failure{protocol::error_code::internal, e.what()};
+    }
+  };
+  if (!items.empty()) {
+    std::vector<std::size_t> all(items.size());
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+    try {
+      forward(all);
+    } catch (const engine_error& e) {
+      if (is_allocation_failure(e) && all.size() > 1) {
+        for (const auto i : all) run_alone(i);
       } else {
         if (is_allocation_failure(e)) ++oom_failures_;
-        for (const auto k : ks) failures[k] = job_failure{error_code_for(e), e.what()};
+        for (const auto i : all) failures[i] = job_failure{error_code_for(e), e.what()};
       }
     } catch (const std::bad_alloc&) {
-      if (ks.size() > 1) {
-        for (const auto k : ks) run_alone(k);
+      if (all.size() > 1) {
+        for (const auto i : all) run_alone(i);
       } else {
         ++oom_failures_;
-        failures[ks[0]] = job_failure{protocol::error_code::vram_oom, "out of memory in the forward pass"};
+        failures[0] = job_failure{protocol::error_code::vram_oom, "out of memory in the forward pass"};
       }
     }
-  };
-  run_group(by_forward, forward);
-  run_group(by_device, decode_sample);
-
-  for (std::size_t k = 0; k < items.size(); ++k) {
-    job& j = *jobs_[k];
-    if (failures[k]) {
-      job_progress p;
-      p.job_id = j.plan.job_id;
-      p.failure = std::move(failures[k]);
-      finish(j, p);
-      progress.push_back(std::move(p));
+  }
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    job& j = *jobs_[ks[i]];
+    if (failures[i]) {
+      fail(j, std::move(*failures[i]), progress);
       continue;
     }
-    j.fed += items[k].tokens.size();
+    j.fed += items[i].tokens.size();
     if (j.fed < j.history.size()) continue;  // prompt not fully prefilled yet
     job_progress p;
     p.job_id = j.plan.job_id;
-    const token_id token = sampled[k] ? *sampled[k]
-                                      : adapters::sample_token(j.plan.sampling, outputs[k].logits, j.history,
-                                                               j.history.size());
-    accept_token(j, token, p);
+    accept_token(j, adapters::sample_token(j.plan.sampling, outputs[i].logits, j.history, j.history.size()), p);
     progress.push_back(std::move(p));
   }
 

@@ -1,16 +1,24 @@
 // The work of one inference stream, free of CAF: a set of jobs, each holding one KV sequence, advanced
-// together by step(): one engine step (a forward call, plus a decode_sample call for device-sampled jobs)
-// in which every job contributes either its next prefill chunk or its last sampled token (continuous
-// batching: jobs join and leave between steps).
+// together by step(): one engine step (a forward call, plus an enqueued decode step for device-sampled
+// jobs) in which every job contributes either its next prefill chunk or its last sampled token
+// (continuous batching: jobs join and leave between steps).
 // Sampling, end-of-generation, stop strings and max_tokens follow adapters::generate, so a job's tokens
 // equal generate()'s for the same seed, and so does its text wherever the model's bytes are valid UTF-8
 // (invalid bytes become U+FFFD here: the wire carries only valid UTF-8). The engine's batch invariance
 // and the sampler's (seed, position) draw make all of it independent of the other jobs.
 //
 // Sampling: prefill's last chunk returns logits and the CPU sampler (adapters/sampler.hpp) picks the
-// first token; decode steps on a CUDA engine go through cuda_engine::decode_sample, which runs the same
-// pipeline on the device (gpu/sampling.cuh promises the CPU sampler's token for the same logits, and
-// tests/gpu checks it), so only token ids leave the GPU. Other engines sample every token on the CPU.
+// first token; decode steps on a CUDA engine go through cuda_engine::decode_enqueue / decode_collect,
+// which run the same pipeline on the device (gpu/sampling.cuh promises the CPU sampler's token for the
+// same logits, and tests/gpu checks it), so only token ids leave the GPU. Other engines sample every
+// token on the CPU.
+//
+// Pipelined decode (CUDA engine): step() enqueues this step's decode batch before it reads the tokens
+// of the one before, so the GPU runs while the host handles tokens, replies and messages. A job in the
+// step in flight joins the next one with its input token left on the device (its token is not known
+// yet) unless it uses penalties (their window needs the token) or will stop at max_tokens anyway; if
+// the token in flight ends the job (end of generation, a stop string), the next step's token for it is
+// dropped unread — one step of GPU work per such job is the price of the overlap.
 //
 // Failures are per job: an allocation failure (engine vram_oom / kv_exhausted, std::bad_alloc) inside
 // a batched forward is retried job by job, so only the job(s) that fail alone get VRAM_OOM.
@@ -24,11 +32,8 @@
 #include <vector>
 
 #include "actors/model_bundle.hpp"
+#include "adapters/cuda_engine.hpp"
 #include "adapters/sampler.hpp"
-
-namespace worker::adapters {
-class cuda_engine;
-}
 #include "protocol/messages.hpp"
 
 namespace worker::actors {
@@ -84,7 +89,8 @@ class inference_core {
   std::size_t active() const { return jobs_.size(); }
   bool idle() const { return jobs_.empty(); }
 
-  // One forward over all jobs. Finished jobs (completed or failed) are removed before it returns.
+  // One step over all jobs: the next decode batch enqueued, the previous one's tokens, prefill chunks.
+  // Finished jobs (completed or failed) are removed before it returns.
   std::vector<job_progress> step();
 
   // Allocation failures seen so far (each one lowers the stream's admission limit).
@@ -94,6 +100,15 @@ class inference_core {
   struct job;
   void release(job& j);
   bool accept_token(job& j, token_id token, job_progress& out);
+  job* find_job(std::uint64_t serial);
+  // One decode step enqueued on the device: its jobs (by serial) in item order.
+  struct decode_in_flight {
+    adapters::decode_ticket ticket = 0;
+    std::vector<std::uint64_t> jobs;
+  };
+  std::vector<decode_in_flight> enqueue_decode(std::vector<job*> group, std::vector<job_progress>& progress);
+  void collect_decode(const decode_in_flight& step, std::vector<job_progress>& progress);
+  void fail(job& j, job_failure failure, std::vector<job_progress>& progress);
   bool accept_harmony(job& j, token_id token, job_progress& out, bool eog);
   void flush_text(job& j, job_progress& out);
   void finish(job& j, job_progress& out);
@@ -102,6 +117,8 @@ class inference_core {
   std::size_t prefill_chunk_;
   adapters::cuda_engine* device_sampler_;  // the engine when it samples on the device (CUDA), else null
   std::vector<std::unique_ptr<job>> jobs_;
+  std::uint64_t next_serial_ = 1;
+  std::vector<decode_in_flight> in_flight_;  // enqueued by the previous step(), collected by the next
   std::uint64_t oom_failures_ = 0;
 };
 

@@ -49,6 +49,7 @@ class cuda_engine_impl final : public cuda_engine {
     chunk_ = std::max<std::uint32_t>(1, opt.prefill_chunk);
     slots_ = kv_slot_table(opt.max_sequences, context_limit_, dm_.vocab);
     kv_mem_.assign(opt.max_sequences, nullptr);
+    last_step_.assign(opt.max_sequences, step_ref{});
 
     // Pre-flight: weights + planned KV + scratch + RoPE table + headroom against free VRAM.
     gpu::vram_plan plan;
@@ -105,6 +106,7 @@ class cuda_engine_impl final : public cuda_engine {
       throw to_engine_error(e);
     }
     slots_.open(i, max_positions);
+    last_step_[i] = step_ref{};
     return sequence_handle{i};
   }
 
@@ -117,6 +119,7 @@ class cuda_engine_impl final : public cuda_engine {
       arena_.release(kv_mem_[sequence.slot]);
     }
     kv_mem_[sequence.slot] = nullptr;
+    last_step_[sequence.slot] = step_ref{};
     slots_.close(sequence);
   }
 
@@ -160,37 +163,114 @@ class cuda_engine_impl final : public cuda_engine {
       throw to_engine_error(e);
     }
     slots_.commit(items);
+    // The sequences' latest tokens came through forward(): a later step takes its input from the caller.
+    for (const auto& it : items) last_step_[it.sequence.slot] = step_ref{};
     return out;
   }
 
   // --- cuda_engine --------------------------------------------------------------------------------
 
   std::vector<token_id> decode_sample(std::span<const cuda_sample_item> items) override {
-    std::vector<forward_item> fi;
-    for (const auto& it : items) fi.push_back(forward_item{it.sequence, std::span(&it.token, 1), false});
+    if (items.empty()) throw engine_error(engine_error_code::invalid_argument, "decode with no items");
+    std::vector<token_id> result;
+    for (std::size_t d0 = 0; d0 < items.size(); d0 += k_max_batch) {
+      const std::size_t b = std::min<std::size_t>(k_max_batch, items.size() - d0);
+      const auto toks = decode_collect(decode_enqueue(items.subspan(d0, b)));
+      result.insert(result.end(), toks.begin(), toks.end());
+    }
+    return result;
+  }
+
+  decode_ticket decode_enqueue(std::span<const cuda_sample_item> items) override {
+    if (items.empty() || items.size() > k_max_batch) {
+      throw engine_error(engine_error_code::invalid_argument,
+                         "a decode step takes 1 to " + std::to_string(k_max_batch) + " items, got " + std::to_string(items.size()));
+    }
     select_device();
-    slots_.validate(fi);
-    std::vector<token_id> result(items.size());
-    try {
-      for (std::size_t d0 = 0; d0 < items.size(); d0 += k_max_batch) {
-        const std::uint32_t b = static_cast<std::uint32_t>(std::min<std::size_t>(k_max_batch, items.size() - d0));
-        std::vector<sequence_handle> seqs;
-        std::vector<token_id> toks;
-        for (std::uint32_t j = 0; j < b; ++j) {
-          seqs.push_back(items[d0 + j].sequence);
-          toks.push_back(items[d0 + j].token);
-        }
-        // The sampling parameters travel with the step's other inputs (one copy at the graph's start).
-        WORKER_CUDA_CHECK(cudaStreamSynchronize(ctx_.compute_stream()));  // the mirror is free again
-        const sampling_plan plan = stage_sampling(items.subspan(d0, b));
-        run_decode(seqs, toks);
-        sample_staged(b, plan, result.data() + d0);
+    const auto b = static_cast<std::uint32_t>(items.size());
+    const decode_ticket ticket = next_ticket_;
+    const auto r = static_cast<std::uint32_t>(ticket % k_step_ring);
+    std::vector<forward_item> fi;
+    std::vector<std::int32_t> from(b, -1);
+    for (std::uint32_t j = 0; j < b; ++j) {
+      const cuda_sample_item& it = items[j];
+      // A token the previous step samples is not known here: validate() checks a stand-in in range.
+      fi.push_back(forward_item{it.sequence, std::span(it.token_from_previous_step ? &k_stand_in_token : &it.token, 1), false});
+      if (!it.token_from_previous_step) continue;
+      if (!slots_.is_open(it.sequence)) break;  // validate() below says so
+      const step_ref& prev = last_step_[it.sequence.slot];
+      if (prev.ticket == 0 || ticket - prev.ticket > k_step_ring) {
+        throw engine_error(engine_error_code::invalid_argument,
+                           "token_from_previous_step: the sequence has no decode step among the last " +
+                               std::to_string(k_step_ring) + " enqueued");
       }
+      if (penalties_active(it.params)) {
+        throw engine_error(engine_error_code::invalid_argument,
+                           "token_from_previous_step with penalties: their window needs the token on the host");
+      }
+      from[j] = static_cast<std::int32_t>((prev.ticket % k_step_ring) * k_max_batch + prev.row);
+    }
+    slots_.validate(fi);
+    try {
+      // Ring slot r last served the step k_step_ring tickets ago: its inputs and sampled ids are free
+      // once that step is done (dropped if the caller never collected it).
+      step_slot& slot = ring_[r];
+      if (slot.ticket != 0 && !slot.collected) WORKER_CUDA_CHECK(cudaEventSynchronize(slot.done));
+      slot.collected = true;
+      decode_step_inputs& in = *hm_.ring_in[r];
+      std::uint32_t positions = 0;  // the longest sequence's, with the new token
+      for (std::uint32_t j = 0; j < b; ++j) {
+        const kv_slot_state& st = slots_.at(items[j].sequence);
+        in.ids[j] = items[j].token_from_previous_step ? 0 : items[j].token;
+        in.from_sampled[j] = from[j];
+        in.seqs[j] = desc_of(items[j].sequence);
+        in.tok_seq[j] = static_cast<std::int32_t>(j);
+        in.tok_pos[j] = static_cast<std::int32_t>(st.length);
+        positions = std::max(positions, st.length + 1);
+      }
+      const sampling_plan plan = stage_sampling(items, in.sparams);
+      graphs_.launch(pc_, &in, b, decode_attention_splits(s_, positions, opt_.attention_grid_by_positions), opt_.cuda_graphs);
+      const cudaStream_t st = ctx_.compute_stream();
+      if (plan.pen > 0) {
+        WORKER_CUDA_CHECK(cudaMemcpyAsync(s_.pen_tokens, hm_.pen_tokens, plan.pen * 4, cudaMemcpyHostToDevice, st));
+        WORKER_CUDA_CHECK(cudaMemcpyAsync(s_.pen_counts, hm_.pen_counts, plan.pen * 4, cudaMemcpyHostToDevice, st));
+      }
+      std::int32_t* sampled = s_.sampled + std::size_t{r} * k_max_batch;
+      gpu::sample_rows(s_.logits, b, dm_.vocab, s_.sparams, s_.pen_tokens, s_.pen_counts, plan.pen > 0, plan.any_sampled,
+                       plan.any_sorted, s_.sws, sampled, st);
+      WORKER_CUDA_CHECK(cudaMemcpyAsync(hm_.ring_sampled[r], sampled, b * 4, cudaMemcpyDeviceToHost, st));
+      WORKER_CUDA_CHECK(cudaEventRecord(slot.done, st));
+      slot.ticket = ticket;
+      slot.rows = b;
+      slot.collected = false;
     } catch (const gpu::gpu_error& e) {
       throw to_engine_error(e);
     }
     slots_.commit(fi);
-    return result;
+    for (std::uint32_t j = 0; j < b; ++j) last_step_[items[j].sequence.slot] = step_ref{ticket, j};
+    ++next_ticket_;
+    return ticket;
+  }
+
+  std::vector<token_id> decode_collect(decode_ticket ticket) override {
+    step_slot& slot = ring_[static_cast<std::uint32_t>(ticket % k_step_ring)];
+    if (ticket == 0 || slot.ticket != ticket || slot.collected) {
+      throw engine_error(engine_error_code::invalid_argument,
+                         "decode ticket " + std::to_string(ticket) + " is not in flight (collected, dropped or never issued)");
+    }
+    select_device();
+    try {
+      WORKER_CUDA_CHECK(cudaEventSynchronize(slot.done));
+    } catch (const gpu::gpu_error& e) {
+      throw to_engine_error(e);
+    }
+    slot.collected = true;
+    const std::int32_t* sampled = hm_.ring_sampled[ticket % k_step_ring];
+    std::vector<token_id> out(sampled, sampled + slot.rows);
+    for (const token_id t : out) {
+      if (t < 0) throw engine_error(engine_error_code::invalid_argument, "no finite logit to sample from");
+    }
+    return out;
   }
 
   const cuda_load_report& load_report() const override { return report_; }
@@ -346,8 +426,8 @@ class cuda_engine_impl final : public cuda_engine {
 
   void alloc_host_mirror() {
     const std::size_t B = k_max_batch, C = chunk_;
-    const std::size_t bytes = sizeof(decode_step_inputs) + 2 * std::size_t{s_.max_pen} * 4 + B * 4 + 2 * C * 4 +
-                              sizeof(gpu::kv_seq_desc) + 1024;
+    const std::size_t bytes = (1 + k_step_ring) * (sizeof(decode_step_inputs) + 16) + 2 * std::size_t{s_.max_pen} * 4 +
+                              k_step_ring * (B * 4 + 16) + 2 * C * 4 + sizeof(gpu::kv_seq_desc) + 1024;
     WORKER_CUDA_CHECK(cudaMallocHost(&host_block_.p, bytes));
     auto* p = static_cast<std::byte*>(host_block_.p);
     auto take = [&](auto*& field, std::size_t n) {
@@ -364,7 +444,11 @@ class cuda_engine_impl final : public cuda_engine {
     take(hm_.p_seq, sizeof(gpu::kv_seq_desc));
     take(hm_.pen_tokens, std::size_t{s_.max_pen} * 4);
     take(hm_.pen_counts, std::size_t{s_.max_pen} * 4);
-    take(hm_.sampled, B * 4);
+    for (std::uint32_t r = 0; r < k_step_ring; ++r) {
+      take(hm_.ring_in[r], sizeof(decode_step_inputs));
+      new (hm_.ring_in[r]) decode_step_inputs{};
+      take(hm_.ring_sampled[r], B * 4);
+    }
     take(hm_.p_ids, C * 4);
     take(hm_.p_tok_pos, C * 4);
   }
@@ -394,12 +478,14 @@ class cuda_engine_impl final : public cuda_engine {
     std::uint32_t positions = 0;  // the longest sequence's, with the new token
     for (std::uint32_t j = 0; j < b; ++j) {
       hm_.ids[j] = toks[j];
+      hm_.step_in->from_sampled[j] = -1;
       hm_.seqs[j] = desc_of(seqs[j]);
       hm_.tok_seq[j] = static_cast<std::int32_t>(j);
       hm_.tok_pos[j] = static_cast<std::int32_t>(slots_.at(seqs[j]).length);
       positions = std::max(positions, slots_.at(seqs[j]).length + 1);
     }
-    graphs_.launch(pc_, b, decode_attention_splits(s_, positions, opt_.attention_grid_by_positions), opt_.cuda_graphs);
+    graphs_.launch(pc_, hm_.step_in, b, decode_attention_splits(s_, positions, opt_.attention_grid_by_positions),
+                   opt_.cuda_graphs);
   }
 
   void prefill(const forward_item& item, forward_output& out) {
@@ -423,21 +509,27 @@ class cuda_engine_impl final : public cuda_engine {
     WORKER_CUDA_CHECK(cudaStreamSynchronize(ctx_.compute_stream()));
   }
 
-  // What the sampling kernels of a step need besides the mirror: penalty pairs staged, which kernels run.
+  // What the sampling kernels of a step need besides its inputs: penalty pairs staged, which kernels run.
   struct sampling_plan {
     std::uint32_t pen = 0;
     bool any_sampled = false, any_sorted = false;
   };
 
-  // Penalty windows and parameters to the mirror (the stream must be idle: the mirror is read by the
-  // step's copies); the decode step then copies the parameters with its other inputs.
-  sampling_plan stage_sampling(std::span<const cuda_sample_item> items) {
+  static bool penalties_active(const sampling_params& p) {
+    return p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+  }
+
+  // Sampling parameters to `out` (a step's pinned inputs, copied with the others) and penalty windows to
+  // the mirror's one pair of penalty arrays — after the stream is idle, since an earlier step's copies
+  // of them may still be queued (a step with penalties does not overlap the one before it).
+  sampling_plan stage_sampling(std::span<const cuda_sample_item> items, gpu::sample_params* out) {
     const auto b = static_cast<std::uint32_t>(items.size());
     std::uint32_t pen = 0;
     bool any_sampled = false, any_sorted = false;
+    bool synced = false;
     for (std::uint32_t j = 0; j < b; ++j) {
       const sampling_params& p = items[j].params;
-      gpu::sample_params& g = hm_.sparams[j];
+      gpu::sample_params& g = out[j];
       g = gpu::sample_params{};
       g.temperature = p.temperature;
       g.top_k = p.top_k;
@@ -447,18 +539,22 @@ class cuda_engine_impl final : public cuda_engine {
       g.presence_penalty = p.presence_penalty;
       g.frequency_penalty = p.frequency_penalty;
       g.seed = p.seed;
-      g.position = items[j].history.size();
+      // The index the sampled token will have: after the history and the input token.
+      g.position = items[j].history.size() + (items[j].token_from_previous_step ? 1 : 0);
       g.penalty_begin = pen;
       any_sampled = any_sampled || p.temperature > 0.0f;
       any_sorted = any_sorted || (p.temperature > 0.0f && (p.top_k > 0 || p.top_p < 1.0f));
-      const bool active = p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
-      if (active && !items[j].history.empty()) {
+      if (penalties_active(p) && !items[j].history.empty()) {
         const auto h = items[j].history;
         const std::size_t n = p.penalty_last_n == 0 ? h.size() : std::min<std::size_t>(p.penalty_last_n, h.size());
         std::unordered_map<token_id, std::int32_t> counts;
         for (const token_id t : h.subspan(h.size() - n)) ++counts[t];
         if (pen + counts.size() > s_.max_pen) {
           throw engine_error(engine_error_code::invalid_argument, "penalty window too large for the GPU sampler");
+        }
+        if (!synced) {
+          WORKER_CUDA_CHECK(cudaStreamSynchronize(ctx_.compute_stream()));
+          synced = true;
         }
         for (const auto& [t, c] : counts) {
           hm_.pen_tokens[pen] = t;
@@ -471,25 +567,35 @@ class cuda_engine_impl final : public cuda_engine {
     return sampling_plan{pen, any_sampled, any_sorted};
   }
 
-  // The sampling kernels on the step's logits (after the decode step that copied the parameters).
-  void sample_staged(std::uint32_t b, const sampling_plan& plan, token_id* out) {
-    const cudaStream_t st = ctx_.compute_stream();
-    if (!decode_inputs_in_one_copy()) {
-      WORKER_CUDA_CHECK(cudaMemcpyAsync(s_.sparams, hm_.sparams, b * sizeof(gpu::sample_params), cudaMemcpyHostToDevice, st));
+  // The step a sequence's latest decode_enqueue was (ticket 0: none since it opened or ran forward()).
+  struct step_ref {
+    decode_ticket ticket = 0;
+    std::uint32_t row = 0;
+  };
+  // One ring slot: the step it serves (its inputs in hm_.ring_in, its sampled ids in s_.sampled and
+  // hm_.ring_sampled) and the event after that step's ids reached pinned memory.
+  struct step_slot {
+    decode_ticket ticket = 0;
+    std::uint32_t rows = 0;
+    bool collected = true;
+    cudaEvent_t done = nullptr;
+  };
+  struct step_ring {
+    step_slot slots[k_step_ring];
+    step_ring() {
+      for (auto& s : slots) WORKER_CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
     }
-    if (plan.pen > 0) {
-      WORKER_CUDA_CHECK(cudaMemcpyAsync(s_.pen_tokens, hm_.pen_tokens, plan.pen * 4, cudaMemcpyHostToDevice, st));
-      WORKER_CUDA_CHECK(cudaMemcpyAsync(s_.pen_counts, hm_.pen_counts, plan.pen * 4, cudaMemcpyHostToDevice, st));
+    ~step_ring() {
+      for (auto& s : slots) {
+        if (s.done) cudaEventDestroy(s.done);
+      }
     }
-    gpu::sample_rows(s_.logits, b, dm_.vocab, s_.sparams, s_.pen_tokens, s_.pen_counts, plan.pen > 0, plan.any_sampled,
-                     plan.any_sorted, s_.sws, s_.sampled, st);
-    WORKER_CUDA_CHECK(cudaMemcpyAsync(hm_.sampled, s_.sampled, b * 4, cudaMemcpyDeviceToHost, st));
-    WORKER_CUDA_CHECK(cudaStreamSynchronize(st));
-    for (std::uint32_t j = 0; j < b; ++j) {
-      if (hm_.sampled[j] < 0) throw engine_error(engine_error_code::invalid_argument, "no finite logit to sample from");
-      out[j] = hm_.sampled[j];
-    }
-  }
+    step_ring(const step_ring&) = delete;
+    step_ring& operator=(const step_ring&) = delete;
+    step_slot& operator[](std::uint32_t i) { return slots[i]; }
+  };
+  static constexpr token_id k_stand_in_token = 0;
+  static_assert(k_max_batch == k_decode_batch_max, "the interface's promise is the kernels' batch");
 
   cuda_engine_options opt_;
   gpu::device_context ctx_;
@@ -503,6 +609,9 @@ class cuda_engine_impl final : public cuda_engine {
   pinned_block host_block_;
   pass_context pc_;
   decode_graphs graphs_;
+  step_ring ring_;  // after ctx_: its events belong to the engine's device
+  std::vector<step_ref> last_step_;  // per KV slot
+  decode_ticket next_ticket_ = 1;
   kv_slot_table slots_;
   std::vector<void*> kv_mem_;  // per slot: its KV block (arena allocation), null when closed
   // Held around arena allocations and releases made after loading, and by memory_state() for its

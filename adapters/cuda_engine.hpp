@@ -4,7 +4,9 @@
 // Paths (see docs/performance.md for numbers):
 // - decode (items of one token, batches of up to 16 sequences): int8-activation matvec kernels that
 //   stream each weight once, split-KV attention over the fp16 cache, the whole step captured once per
-//   batch size as a CUDA graph and replayed;
+//   batch size as a CUDA graph and replayed; steps may be pipelined (decode_enqueue / decode_collect:
+//   a step's input token read on the device from the step before, so the host's turn-around between
+//   steps overlaps the GPU);
 // - prefill (items of several tokens, one sequence at a time, in chunks): fp16 tensor-core GEMMs on
 //   dequantized weight tiles (cuBLAS), the same attention kernel with one query per prompt position.
 // Batch invariance: a decode token's kernels compute each sequence's rows in a fixed order independent
@@ -62,20 +64,42 @@ struct cuda_allocation {
   std::string tag;  // weights | kv | scratch | rope | ...
 };
 
-// One decode step of one sequence for decode_sample(): append `token` and choose the next one on the
-// GPU with the CPU sampler's pipeline (adapters/sampler.hpp).
+// One decode step of one sequence for decode_sample() / decode_enqueue(): append the input token and
+// choose the next one on the GPU with the CPU sampler's pipeline (adapters/sampler.hpp).
 struct cuda_sample_item {
   sequence_handle sequence;
   token_id token = 0;
+  // The input token is the one this sequence's latest decode_enqueue step samples, left on the device
+  // (`token` is ignored): the caller may enqueue the next step before it reads that step's tokens.
+  // That step must be one of the last k_decode_steps_in_flight enqueued, and penalties must be off.
+  bool token_from_previous_step = false;
   sampling_params params;
-  std::span<const token_id> history;  // prompt + generated so far, `token` included (for penalties)
+  // Prompt + generated so far, for penalties and the sampler's position: the input token included
+  // when the caller knows it; with token_from_previous_step everything before it.
+  std::span<const token_id> history;
 };
+
+// Items a decode step takes at most.
+constexpr std::size_t k_decode_batch_max = 16;
+// A decode step enqueued by decode_enqueue, to collect once.
+using decode_ticket = std::uint64_t;
+// Steps that may be enqueued and not yet collected; enqueueing more drops the oldest (its tokens are
+// lost). A pipelining caller holds two (the worker's inference streams, --streams ≤ 8, share 16).
+constexpr std::uint32_t k_decode_steps_in_flight = 16;
 
 class cuda_engine : public engine {
  public:
   // Appends each item's token (decode path) and returns the sampled next token of each; only the token
-  // ids leave the GPU.
+  // ids leave the GPU. decode_enqueue + decode_collect, k_decode_batch_max items a step.
   virtual std::vector<token_id> decode_sample(std::span<const cuda_sample_item> items) = 0;
+  // Pipelined decode: enqueues one step of up to k_decode_batch_max items (distinct sequences) and
+  // returns at once; the sequences' lengths grow now. decode_collect waits for that step and returns
+  // its tokens, in item order; each ticket is collected once. A step whose tokens the caller no longer
+  // wants (its job stopped) may be left uncollected. Throws engine_error: invalid_argument for a ticket
+  // not in flight, a token_from_previous_step item without such a step or with penalties; the errors
+  // of decode_sample otherwise. Each call changes nothing when it throws.
+  virtual decode_ticket decode_enqueue(std::span<const cuda_sample_item> items) = 0;
+  virtual std::vector<token_id> decode_collect(decode_ticket ticket) = 0;
 
   virtual const cuda_load_report& load_report() const = 0;
   virtual std::vector<cuda_allocation> allocations() const = 0;

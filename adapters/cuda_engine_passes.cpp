@@ -56,9 +56,10 @@ using gpu::align_up;
 //   after Q + K); token novbranch turns it off. H200 session 8 (run S8-8): 422.1 / 418.6 vs 417.8 /
 //   418.3 tok/s without it (Q8_0, F16: no such layers, unchanged).
 // - The step's inputs (ids, sequence descriptors, positions, sampling parameters) in one host → device
-//   copy; token copies: the earlier four copies of the decode inputs at the graph's start and the
-//   sampling parameters' own copy after it (for measuring). H200 run S12-6: Q4_K_M 483.8 / 481.3 vs
-//   481.2 / 476.5 tok/s, Q8_0 423.0 / 423.2 vs 419.2 / 421.1, F16 within noise.
+//   copy. H200 run S12-6 against four copies at the graph's start plus the sampling parameters' own
+//   copy after it: Q4_K_M 483.8 / 481.3 vs 481.2 / 476.5 tok/s, Q8_0 423.0 / 423.2 vs 419.2 / 421.1,
+//   F16 within noise. (The copy moved out of the graph in session 22, so that pipelined steps can
+//   stage their inputs in ring slots, and the measuring token `copies` went with it.)
 // - With RoPE fused in, the block holding the new position takes that row's K/V from shared memory
 //   and loads its other rows before the wait (token noownrow: after storing the new row). H200 run
 //   S12-5: Q4_K_M 479.7 / 476.9 vs 477.0 / 475.3, Q8_0 418.4 / 416.9 vs 417.7 / 415.8.
@@ -91,7 +92,7 @@ using gpu::align_up;
 //   (mergewaittrig) lost for Q8_0 (−2 %); attnnormmid / ffnnormmid (that RMSNorm's dependent launches
 //   once the row is summed) lost 0.5 … 2 % for both: what the small kernel gains, the matvec loses.
 struct decode_fusion {
-  bool rope = true, merge = false, vbranch = true, own_row = true, one_copy = true, sb_minor = true;
+  bool rope = true, merge = false, vbranch = true, own_row = true, sb_minor = true;
   int early_trigger = -1;  // -1: at batch 1 only, 0 never (latetrig), 1 always (earlytrig)
   bool pdl = true;       // RMSNorm, int8 quantization (and the attention unless attn_pdl says otherwise)
   int attn_pdl = -1;     // attention split + merge: -1 as pdl, 0 off (noattnpdl), 1 on (attnpdl)
@@ -117,7 +118,6 @@ const decode_fusion& decode_settings() {
       else if (tok == "split32") r.split = 32;
       else if (tok == "novbranch") r.vbranch = false;
       else if (tok == "noownrow") r.own_row = false;
-      else if (tok == "copies") r.one_copy = false;
       else if (tok == "ownrow") r.own_row = true;
       else if (tok == "vbranch") r.vbranch = true;
       else if (tok == "latetrig") r.early_trigger = 0;
@@ -141,8 +141,6 @@ const decode_fusion& decode_settings() {
 std::uint32_t decode_split() { return decode_settings().split; }
 
 }  // namespace
-
-bool decode_inputs_in_one_copy() { return decode_settings().one_copy; }
 
 namespace {
 
@@ -174,7 +172,7 @@ void walk_layout(const dev_model& m, std::uint32_t chunk, std::uint32_t context,
   take("logits", B * m.vocab * 4);
   take("pen_tokens", B * 4096 * 4);
   take("pen_counts", B * 4096 * 4);
-  take("sampled", B * 4);
+  take("sampled", k_step_ring * B * 4);
   take("keys", B * m.vocab * 4);
   take("keys_sorted", B * m.vocab * 4);
   take("sids", B * m.vocab * 4);
@@ -378,6 +376,7 @@ void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t contex
       s.ids = reinterpret_cast<std::int32_t*>(base + offsetof(decode_step_inputs, ids));
       s.tok_seq = reinterpret_cast<std::int32_t*>(base + offsetof(decode_step_inputs, tok_seq));
       s.tok_pos = reinterpret_cast<std::int32_t*>(base + offsetof(decode_step_inputs, tok_pos));
+      s.from_sampled = reinterpret_cast<std::int32_t*>(base + offsetof(decode_step_inputs, from_sampled));
     } else if (name == "h") set(s.h);
     else if (name == "xf") set(s.xf);
     else if (name == "xq") set(s.xq);
@@ -453,18 +452,8 @@ void enqueue_decode(const pass_context& pc, std::uint32_t b, std::uint32_t attn_
   const bool pdl = fuse.pdl;
   const bool early = fuse.early_trigger == 1 || (fuse.early_trigger < 0 && b == 1);
   const scratch& s = *pc.s;
-  const host_mirror& hm = *pc.hm;
   const cudaStream_t st = pc.ctx->compute_stream();
-  if (fuse.one_copy) {
-    copy_h2d(s.step_in, hm.step_in, sizeof(decode_step_inputs), st);  // the whole struct, whatever b
-  } else {
-    copy_h2d(s.ids, hm.ids, b * 4, st);
-    copy_h2d(s.seqs, hm.seqs, b * sizeof(gpu::kv_seq_desc), st);
-    copy_h2d(s.tok_seq, hm.tok_seq, b * 4, st);
-    copy_h2d(s.tok_pos, hm.tok_pos, b * 4, st);
-  }
-
-  gpu::gather_rows_f32(m.token_embd, s.ids, b, s.h, m.d, st);
+  gpu::gather_rows_f32(m.token_embd, s.ids, b, s.h, m.d, st, s.from_sampled, s.sampled);
   const bool sbm = b == 1 && fuse.sb_minor && sb_minor_decode(m);
   gpu::matvec_x x = decode_x(s, s.xf, s.xw, b);
   x.sb_minor = sbm;
@@ -682,8 +671,12 @@ decode_graphs::~decode_graphs() {
   }
 }
 
-void decode_graphs::launch(const pass_context& pc, std::uint32_t b, std::uint32_t attn_splits, bool use_graphs) {
+void decode_graphs::launch(const pass_context& pc, const decode_step_inputs* inputs, std::uint32_t b,
+                           std::uint32_t attn_splits, bool use_graphs) {
   const cudaStream_t st = pc.ctx->compute_stream();
+  // One copy of the whole struct, whatever b, outside the graph: the source differs from step to step
+  // (pipelined steps stage their inputs in their own ring slot while earlier steps run).
+  copy_h2d(pc.s->step_in, inputs, sizeof(decode_step_inputs), st);
   if (!use_graphs) {
     enqueue_decode(pc, b, attn_splits);
     return;

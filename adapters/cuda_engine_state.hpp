@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "adapters/cuda_engine.hpp"
 #include "adapters/decoder.hpp"
 #include "gpu/device.hpp"
 #include "gpu/device_matrix.hpp"
@@ -58,7 +59,15 @@ struct decode_step_inputs {
   std::int32_t ids[k_max_batch];
   std::int32_t tok_seq[k_max_batch];
   std::int32_t tok_pos[k_max_batch];
+  // Per token: where in scratch::sampled an earlier step left its input id (pipelined decode: the
+  // sequence's previous step, not yet read back), or -1 for ids[j].
+  std::int32_t from_sampled[k_max_batch];
 };
+
+// Decode steps that may be in flight at once (cuda_engine::decode_enqueue): each has its own slot of
+// sampled ids on the device and in pinned memory, so a step can read its input token from the one
+// before it while the host reads an older step's tokens.
+constexpr std::uint32_t k_step_ring = adapters::k_decode_steps_in_flight;
 
 // Device scratch, carved from one arena allocation, plus pinned host mirrors of the per-step inputs.
 struct scratch {
@@ -76,6 +85,7 @@ struct scratch {
   gpu::kv_seq_desc* seqs = nullptr;
   std::int32_t* tok_seq = nullptr;
   std::int32_t* tok_pos = nullptr;
+  std::int32_t* from_sampled = nullptr;
   float* h = nullptr;
   float* xf = nullptr;
   std::int8_t* xq = nullptr;     // q_hi
@@ -93,7 +103,7 @@ struct scratch {
   gpu::sample_params* sparams = nullptr;
   std::int32_t* pen_tokens = nullptr;
   std::int32_t* pen_counts = nullptr;
-  std::int32_t* sampled = nullptr;
+  std::int32_t* sampled = nullptr;  // [k_step_ring][k_max_batch]: a step's sampled ids in its ring slot's row
   gpu::sample_workspace sws;
   std::uint32_t max_pen = 0;  // penalty pairs over the whole batch
 
@@ -119,9 +129,12 @@ struct scratch {
   std::uint32_t rope_positions = 0;
 };
 
-// Pinned host mirrors of the per-step device inputs (a captured graph copies from these).
+// Pinned host mirrors of the per-step device inputs (decode_graphs::launch copies one to the device
+// before the step).
 struct host_mirror {
-  decode_step_inputs* step_in = nullptr;  // ids, seqs, tok_seq, tok_pos and sparams point into it
+  decode_step_inputs* step_in = nullptr;  // forward()'s decode steps: ids, seqs, tok_seq, tok_pos and sparams point into it
+  decode_step_inputs* ring_in[k_step_ring] = {};    // decode_enqueue's steps, one per ring slot
+  std::int32_t* ring_sampled[k_step_ring] = {};     // [k_max_batch] each: the slot's sampled ids, read back
   std::int32_t* ids = nullptr;
   gpu::kv_seq_desc* seqs = nullptr;
   std::int32_t* tok_seq = nullptr;
@@ -129,7 +142,6 @@ struct host_mirror {
   gpu::sample_params* sparams = nullptr;
   std::int32_t* pen_tokens = nullptr;
   std::int32_t* pen_counts = nullptr;
-  std::int32_t* sampled = nullptr;
   std::int32_t* p_ids = nullptr;
   std::int32_t* p_tok_pos = nullptr;
   gpu::kv_seq_desc* p_seq = nullptr;
@@ -148,10 +160,6 @@ std::size_t scratch_bytes(const dev_model& m, std::uint32_t chunk, std::uint32_t
 // Carves `s` out of `base` (scratch_bytes(...) bytes).
 void carve_scratch(const dev_model& m, std::uint32_t chunk, std::uint32_t context, void* base, scratch& s);
 
-// False when WORKER_ORCD_DECODE_FUSE has the measuring token `copies`: the decode inputs then move in
-// separate copies and the caller copies the sampling parameters itself (as before session 12).
-bool decode_inputs_in_one_copy();
-
 // The attention grids' width along the key axis (splits), sized by the positions a step attends over
 // rather than by the context limit: a split block past the last position has nothing to do, and with
 // the worker's default context (8192 positions: 256 decode splits a KV head) those blocks outnumbered
@@ -166,9 +174,9 @@ bool decode_inputs_in_one_copy();
 std::uint32_t decode_attention_splits(const scratch& s, std::uint32_t positions, bool by_positions);
 std::uint32_t prefill_attention_splits(const scratch& s, std::uint32_t positions, bool by_positions);
 
-// Decode step for `b` sequences whose inputs are already in the host mirror (hm.step_in: ids, seqs,
-// tok_pos, sparams): copies them to the device and enqueues the whole step, its attention over
-// `attn_splits` splits a KV head (decode_attention_splits); logits land in s.logits [b][vocab].
+// Decode step for `b` sequences whose inputs are already on the device (s.step_in: ids or
+// from_sampled, seqs, tok_pos, sparams): enqueues the whole step, its attention over `attn_splits`
+// splits a KV head (decode_attention_splits); logits land in s.logits [b][vocab].
 void enqueue_decode(const pass_context& pc, std::uint32_t b, std::uint32_t attn_splits);
 
 // One prefill chunk of `n` tokens of one sequence (inputs in the host mirror's p_* arrays), its
@@ -181,7 +189,9 @@ void run_prefill_chunk(const pass_context& pc, std::uint32_t n, std::uint32_t at
 class decode_graphs {
  public:
   ~decode_graphs();
-  void launch(const pass_context& pc, std::uint32_t b, std::uint32_t attn_splits, bool use_graphs);
+  // Copies `inputs` (pinned) to s.step_in, then replays (or first captures) the step's graph.
+  void launch(const pass_context& pc, const decode_step_inputs* inputs, std::uint32_t b, std::uint32_t attn_splits,
+              bool use_graphs);
 
  private:
   std::map<std::pair<std::uint32_t, std::uint32_t>, cudaGraphExec_t> exec_;  // (b, attn_splits)

@@ -60,14 +60,16 @@ __global__ void dequant_f16_kernel(device_matrix w, std::uint32_t row0, std::uin
 }
 
 __global__ void gather_kernel(device_matrix w, const std::int32_t* __restrict__ ids, std::uint32_t n,
-                              float* __restrict__ out, std::uint32_t ldo) {
+                              float* __restrict__ out, std::uint32_t ldo, const std::int32_t* __restrict__ from,
+                              const std::int32_t* __restrict__ from_ids) {
   block_tracer bt;
   bt.begin();
   bt.claim();
   const std::uint32_t t = blockIdx.y;
   const std::uint32_t c = (blockIdx.x * blockDim.x + threadIdx.x) * 8;
   if (t >= n || c >= w.cols) return;
-  const std::int32_t id = ids[t];
+  const std::int32_t src = from ? from[t] : -1;
+  const std::int32_t id = src >= 0 ? from_ids[src] : ids[t];
   float v[8];
   if (id < 0 || static_cast<std::uint32_t>(id) >= w.rows) {
     for (int k = 0; k < 8; ++k) v[k] = __int_as_float(0x7fc00000);
@@ -122,13 +124,14 @@ void dequantize_rows_f16(const device_matrix& w, std::uint32_t row0, std::uint32
 }
 
 void gather_rows_f32(const device_matrix& w, const std::int32_t* ids, std::uint32_t n, float* out, std::uint32_t ldo,
-                     cudaStream_t stream) {
+                     cudaStream_t stream, const std::int32_t* from, const std::int32_t* from_ids) {
   require(cuda_supports(w.type), "gather_rows_f32: unsupported type");
   require(w.cols % 8 == 0 && ldo >= w.cols, "gather_rows_f32: bad shape");
+  require(!from || from_ids, "gather_rows_f32: redirected rows need from_ids");
   if (n == 0) return;
   const unsigned threads = 128;
   dim3 grid((w.cols / 8 + threads - 1) / threads, n);
-  gather_kernel<<<grid, threads, 0, stream>>>(w, ids, n, out, ldo);
+  gather_kernel<<<grid, threads, 0, stream>>>(w, ids, n, out, ldo, from, from_ids);
   WORKER_CUDA_CHECK_LAUNCH("gather_kernel");
 }
 

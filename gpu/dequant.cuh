@@ -28,8 +28,10 @@ void repack_blocks(model::ggml_type type, const void* raw, std::size_t first_blo
 void dequantize_rows_f16(const device_matrix& w, std::uint32_t row0, std::uint32_t n_rows, __half* out,
                          cudaStream_t stream);
 
-// Typed entry: out[t·ldo + k] for t < n, k < w.cols.
+// Typed entry: out[t·ldo + k] for t < n, k < w.cols. With `from` (device, [n]): row t's id is
+// from_ids[from[t]] where from[t] ≥ 0 — a token an earlier kernel left on the device (the previous decode
+// step's sampled id) — and ids[t] where it is negative.
 void gather_rows_f32(const device_matrix& w, const std::int32_t* ids, std::uint32_t n, float* out, std::uint32_t ldo,
-                     cudaStream_t stream);
+                     cudaStream_t stream, const std::int32_t* from = nullptr, const std::int32_t* from_ids = nullptr);
 
 }  // namespace worker::gpu

@@ -15,8 +15,8 @@
 # decode kernels on / off; on by default) / fuse-noattnpdl (the attention's alone off) for the decode
 # launch fusions, fuse-split64 for 64-key decode attention splits, fuse-novbranch (V after Q + K, not
 # beside them), fuse-noownrow (the block holding the new position loads its rows after storing it),
-# fuse-copies (the step's inputs in five copies instead of one), fuse-noresfinal (wo and down read their
-# residual in the epilogue, not before the PDL wait) and fuse-latetrig / fuse-earlytrig
+# fuse-noresfinal (wo and down read their residual in the epilogue, not before the PDL wait) and
+# fuse-latetrig / fuse-earlytrig
 # (the small kernels trigger their programmatic dependents after their own wait at every batch size /
 # before it at every batch size; default: before it at batch 1 only) (WORKER_ORCD_DECODE_FUSE,
 # adapters/cuda_engine_passes.cpp), and off-PAT (PAT a piece of a kernel's mangled name, PAT@G also

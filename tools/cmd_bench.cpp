@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -232,7 +233,7 @@ int cmd_bench(command_args args) {
     std::vector<adapters::sequence_handle> seqs;
     std::vector<std::vector<adapters::token_id>> hist;
     for (std::uint32_t j = 0; j < b; ++j) {
-      seqs.push_back(engine->open_sequence(o.prompt + o.gen + 4));  // + 2 steps of --block-trace
+      seqs.push_back(engine->open_sequence(o.prompt + o.gen + 4));  // + the step drained + 2 of --block-trace
       hist.push_back(random_tokens(o.prompt, 1000 + j, sm.vocab_size));
       const adapters::forward_item pf{seqs.back(), hist.back(), false};
       const auto lg = engine->forward(std::span(&pf, 1));
@@ -241,11 +242,27 @@ int cmd_bench(command_args args) {
     }
     adapters::sampling_params greedy;
     greedy.temperature = 0.0f;
-    auto step = [&] {
+    // Decode is pipelined as the worker runs it (actors/inference_core.cpp): the step after the one in
+    // flight is enqueued, its input tokens those the step in flight samples (left on the device),
+    // before the host reads the step in flight's tokens — so the host's turn-around overlaps the GPU.
+    std::optional<adapters::decode_ticket> in_flight;
+    auto enqueue = [&](bool from_previous) {
       std::vector<adapters::cuda_sample_item> items;
-      for (std::uint32_t j = 0; j < b; ++j) items.push_back({seqs[j], hist[j].back(), greedy, hist[j]});
-      const auto toks = engine->decode_sample(items);
+      for (std::uint32_t j = 0; j < b; ++j) items.push_back({seqs[j], hist[j].back(), from_previous, greedy, hist[j]});
+      return engine->decode_enqueue(items);
+    };
+    auto step = [&] {  // one step's tokens read back
+      if (!in_flight) in_flight = enqueue(false);
+      const adapters::decode_ticket next = enqueue(true);
+      const auto toks = engine->decode_collect(*in_flight);
       for (std::uint32_t j = 0; j < b; ++j) hist[j].push_back(toks[j]);
+      in_flight = next;
+    };
+    auto drain = [&] {  // the step in flight's tokens (the caller keeps them)
+      if (!in_flight) return;
+      const auto toks = engine->decode_collect(*in_flight);
+      for (std::uint32_t j = 0; j < b; ++j) hist[j].push_back(toks[j]);
+      in_flight.reset();
     };
     step();  // warm-up: captures this batch size's CUDA graph
     const std::uint32_t steps = o.gen - 1;
@@ -257,11 +274,17 @@ int cmd_bench(command_args args) {
       step();
     }
     const double dec_s = seconds_since(t_dec);
+    drain();
     if (!o.block_trace.empty() && b == o.batches.front()) {
-      // Two more steps with the block timelines recorded (the timing above ran without them).
+      // Two more steps with the block timelines recorded (the timing above ran without them), one at a
+      // time: scripts/block-trace-summary.py tells steps apart by the idle gap between them.
       gpu::block_trace_start(std::size_t{1} << 21);
-      step();
-      step();
+      for (int k = 0; k < 2; ++k) {
+        std::vector<adapters::cuda_sample_item> items;
+        for (std::uint32_t j = 0; j < b; ++j) items.push_back({seqs[j], hist[j].back(), false, greedy, hist[j]});
+        const auto toks = engine->decode_sample(items);
+        for (std::uint32_t j = 0; j < b; ++j) hist[j].push_back(toks[j]);
+      }
       const auto records = gpu::block_trace_stop();
       std::ofstream csv(o.block_trace);
       csv << "kernel,grid,block,smid,start_ns,wait_ns,end_ns\n";

@@ -25,7 +25,7 @@ void print_usage(std::FILE* to) {
                "  --device cpu|cuda:N       engine: the CPU reference engine or the CUDA engine on GPU N (default cpu)\n"
                "  --listen ENDPOINT         requests, ZeroMQ ROUTER (default tcp://127.0.0.1:5555)\n"
                "  --events ENDPOINT         events, ZeroMQ XPUB (default tcp://127.0.0.1:5556)\n"
-               "  --streams N               inference streams (default 1)\n"
+               "  --streams N               inference streams, 1..8 (default 1)\n"
                "  --slots N                 jobs holding a KV slot per stream (default 16)\n"
                "  --max-queue N             jobs waiting for a slot before QUEUE_FULL (default 64)\n"
                "  --ctx N                   tokens per sequence (default: the model's context)\n"
@@ -89,7 +89,7 @@ int cmd_serve(command_args args) {
       o.sockets.events = std::string(v);
     } else if (a == "--streams") {
       number(o.streams);
-      ok = ok && o.streams >= 1;
+      ok = ok && o.streams >= 1 && o.streams <= 8;  // each pipelines two decode steps of the engine's 16
     } else if (a == "--slots") {
       number(o.slots);
       ok = ok && o.slots >= 1;

@@ -286,6 +286,66 @@ TEST_CASE("on a device-sampling engine every decode step goes through decode_sam
   CHECK(device->forward_items() - forward_before == jobs.size());  // prefill only
 }
 
+// Pipelined decode: jobs without penalties take their input token from the step before, enqueued
+// before that step is read. Jobs joining late, ending on a stop string (one step's token dropped
+// unread), at max_tokens, and one removed while its steps are in flight: every finished job has
+// generate()'s tokens and text.
+TEST_CASE("pipelined decode steps on a device-sampling engine keep generate's tokens", "[inference_core][device_sampling]") {
+  test::device_sampling_engine* device = nullptr;
+  auto m = load_wrapped(device);
+  auto probe = plan(*m, "probe", "Stop strings are tested here", 10, 5);
+  const auto free_run = reference(*m, probe, 64);
+  REQUIRE(free_run.text.size() > 4);
+  const std::string stop = free_run.text.substr(free_run.text.size() / 2, 3);
+
+  std::vector<job_plan> first, late;
+  for (int i = 0; i < 3; ++i) first.push_back(plan(*m, numbered("p", i), numbered("Pipelined job number ", i), 6 + 2 * i, 400 + i));
+  first.push_back(plan(*m, "stopped", "Stop strings are tested here", 10, 5, {stop}));
+  auto greedy = plan(*m, "greedy", "Greedy decoding, pipelined", 9, 1);
+  greedy.sampling.temperature = 0.0f;
+  first.push_back(greedy);
+  late.push_back(plan(*m, "late", "A job that joins while others are in flight", 7, 9));
+
+  std::map<std::string, adapters::generation_result> refs;
+  for (const auto& p : first) refs[p.job_id] = reference(*m, p, 64);
+  for (const auto& p : late) refs[p.job_id] = reference(*m, p, 64);
+  REQUIRE(refs["stopped"].reason == adapters::stop_reason::stop_string);
+
+  actors::inference_core core(m, 64);
+  const auto pipelined_before = device->pipelined_steps();
+  auto got = run(core, first, late, 3);
+  REQUIRE(got.size() == refs.size());
+  for (const auto& [id, ref] : refs) {
+    INFO("job " << id);
+    CHECK(got[id].tokens == ref.tokens);
+    CHECK(got[id].text == test::as_wire_text(ref.text));
+    CHECK_FALSE(got[id].failure.has_value());
+    CHECK(got[id].reason == expected_reason(ref.reason));
+  }
+  CHECK(device->pipelined_steps() > pipelined_before);
+
+  // Removed while a step of it is in flight: nothing more arrives for it, the other job goes on.
+  REQUIRE_FALSE(core.admit(plan(*m, "removed", "This job is cancelled mid-way", 30, 11)).has_value());
+  const auto keep = plan(*m, "kept", "This job runs to its end", 8, 12);
+  const auto keep_ref = reference(*m, keep, 64);
+  REQUIRE_FALSE(core.admit(keep).has_value());
+  std::map<std::string, run_result> out;
+  for (int k = 0; k < 4; ++k) {
+    for (auto& p : core.step()) {
+      REQUIRE_FALSE(p.failure.has_value());
+      if (p.token) out[p.job_id].tokens.push_back(*p.token);
+    }
+  }
+  CHECK(core.remove("removed"));
+  while (!core.idle()) {
+    for (auto& p : core.step()) {
+      CHECK(p.job_id == "kept");
+      if (p.token) out[p.job_id].tokens.push_back(*p.token);
+    }
+  }
+  CHECK(out["kept"].tokens == keep_ref.tokens);
+}
+
 TEST_CASE("an allocation failure in a device-sampled step fails only the job that fails alone",
           "[inference_core][device_sampling][oom]") {
   test::device_sampling_engine* device = nullptr;

@@ -214,7 +214,7 @@ TEST_CASE("GPU sampling gives each sequence the same tokens alone and in batches
     for (int step = 0; step < k_steps; ++step) {
       for (int g = 0; g < k_seqs; g += batch) {
         std::vector<cuda_sample_item> items;
-        for (int i = g; i < g + batch; ++i) items.push_back({hs[i], hist[i].back(), ps[i], hist[i]});
+        for (int i = g; i < g + batch; ++i) items.push_back({hs[i], hist[i].back(), false, ps[i], hist[i]});
         const auto toks = e.gpu->decode_sample(items);
         for (int i = g; i < g + batch; ++i) {
           gen[i].push_back(toks[i - g]);
@@ -228,6 +228,107 @@ TEST_CASE("GPU sampling gives each sequence the same tokens alone and in batches
   const auto alone = run(1);
   CHECK(run(4) == alone);
   CHECK(run(16) == alone);
+}
+
+// Pipelined steps (decode_enqueue with the input token left on the device by the step before,
+// collected one or more steps later) against one decode_sample call a step: the same tokens for greedy
+// and sampled rows, at batch 1 and 4, with one to three steps ahead.
+TEST_CASE("pipelined decode steps give the tokens of one step at a time", "[engine][sampling]") {
+  engines e = open_both("q8_0");
+  constexpr int k_steps = 14;
+  auto params = [](int i) {
+    sampling_params p;
+    p.temperature = i % 4 == 0 ? 0.0f : 0.9f;
+    p.top_k = i % 4 == 1 ? 40 : 0;
+    p.top_p = i % 4 == 2 ? 0.9f : 1.0f;
+    p.min_p = i % 4 == 3 ? 0.05f : 0.0f;
+    p.seed = 77 + i;
+    return p;
+  };
+  struct run_state {
+    std::vector<std::vector<token_id>> hist, gen;
+    std::vector<sequence_handle> hs;
+  };
+  auto open = [&](int n) {
+    run_state r;
+    for (int i = 0; i < n; ++i) {
+      r.hist.push_back(random_prompt(7 + i, 900 + i));
+      r.hs.push_back(e.gpu->open_sequence(64));
+      const std::vector<token_id> head(r.hist[i].begin(), r.hist[i].end() - 1);
+      const forward_item it{r.hs[i], head, false};
+      e.gpu->forward(std::span(&it, 1));
+    }
+    r.gen.resize(n);
+    return r;
+  };
+  auto close = [&](run_state& r) {
+    for (auto h : r.hs) e.gpu->close_sequence(h);
+  };
+  auto one_at_a_time = [&](int n) {
+    run_state r = open(n);
+    for (int step = 0; step < k_steps; ++step) {
+      std::vector<cuda_sample_item> items;
+      for (int i = 0; i < n; ++i) items.push_back({r.hs[i], r.hist[i].back(), false, params(i), r.hist[i]});
+      const auto toks = e.gpu->decode_sample(items);
+      for (int i = 0; i < n; ++i) {
+        r.gen[i].push_back(toks[i]);
+        r.hist[i].push_back(toks[i]);
+      }
+    }
+    close(r);
+    return r.gen;
+  };
+  // Step k + 1 is enqueued before step k's tokens are read; its history is everything before its
+  // input token (the tokens collected so far).
+  auto pipelined = [&](int n) {
+    run_state r = open(n);
+    auto enqueue = [&](bool from_previous) {
+      std::vector<cuda_sample_item> items;
+      for (int i = 0; i < n; ++i) items.push_back({r.hs[i], r.hist[i].back(), from_previous, params(i), r.hist[i]});
+      return e.gpu->decode_enqueue(items);
+    };
+    decode_ticket in_flight = enqueue(false);
+    for (int step = 0; step < k_steps; ++step) {
+      const decode_ticket next = step + 1 < k_steps ? enqueue(true) : 0;
+      const auto toks = e.gpu->decode_collect(in_flight);
+      for (int i = 0; i < n; ++i) {
+        r.gen[i].push_back(toks[i]);
+        r.hist[i].push_back(toks[i]);
+      }
+      in_flight = next;
+    }
+    close(r);
+    return r.gen;
+  };
+  for (const int n : {1, 4}) {
+    INFO("batch " << n);
+    const auto want = one_at_a_time(n);
+    CHECK(pipelined(n) == want);
+  }
+
+  // What the engine refuses, and stays usable after.
+  run_state r = open(1);
+  cuda_sample_item item{r.hs[0], r.hist[0].back(), true, params(0), r.hist[0]};
+  auto refused = [&](auto&& call) {
+    try {
+      call();
+    } catch (const engine_error& err) {
+      return err.code() == engine_error_code::invalid_argument;
+    }
+    return false;
+  };
+  CHECK(refused([&] { e.gpu->decode_enqueue(std::span(&item, 1)); }));  // no step to take the token from
+  item.token_from_previous_step = false;
+  const decode_ticket t = e.gpu->decode_enqueue(std::span(&item, 1));
+  item.token_from_previous_step = true;
+  item.params.repetition_penalty = 1.1f;
+  CHECK(refused([&] { e.gpu->decode_enqueue(std::span(&item, 1)); }));  // penalties need the token on the host
+  const auto first = e.gpu->decode_collect(t);
+  CHECK(first.size() == 1);
+  CHECK(refused([&] { e.gpu->decode_collect(t); }));      // collected once
+  CHECK(refused([&] { e.gpu->decode_collect(t + 7); }));  // never issued
+  CHECK(e.gpu->sequence_length(r.hs[0]) == r.hist[0].size());
+  close(r);
 }
 
 TEST_CASE("GPU sampling picks the CPU sampler's token for the same logits", "[engine][sampling]") {
@@ -255,7 +356,7 @@ TEST_CASE("GPU sampling picks the CPU sampler's token for the same logits", "[en
     const forward_item it{a, std::span(&prompt.back(), 1), false};
     const auto logits = e.gpu->forward(std::span(&it, 1))[0].logits;
     const token_id want = sample_token(p, logits, prompt, prompt.size());
-    const cuda_sample_item si{b, prompt.back(), p, prompt};
+    const cuda_sample_item si{b, prompt.back(), false, p, prompt};
     const token_id got = e.gpu->decode_sample(std::span(&si, 1))[0];
     INFO("variant " << variant);
     CHECK(got == want);

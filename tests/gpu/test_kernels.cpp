@@ -1,7 +1,8 @@
 // The non-matvec kernels against the CPU reference ops (cpu/, model/quant.hpp), over shape sweeps that
 // include the Qwen2.5-7B shapes (d_model 3584, 28/4 heads of 128, FFN 18944, vocab 152064):
 // - embedding gather and fp16 dequantization tiles: every type, exact against model::dequantize_row
-//   (gather: bit-identical fp32; tile: the CPU value rounded to fp16, bit-identical);
+//   (gather: bit-identical fp32, also with ids redirected to a device array; tile: the CPU value rounded
+//   to fp16, bit-identical);
 // - RMSNorm (+ residual, fp32/fp16/two-level int8 outputs): fp32 output within 2 ulp of cpu::rmsnorm
 //   (only the double sum's order differs), int8 levels within half a step of it; a row's bits do not
 //   depend on the number of rows or on the block split;
@@ -103,6 +104,25 @@ TEST_CASE("embedding gather and fp16 dequantization tiles equal the CPU dequanti
             REQUIRE(std::isnan(g));  // out-of-range ids never read outside the table
           } else {
             REQUIRE(g == ref[static_cast<std::size_t>(ids[t]) * cols + k]);
+          }
+        }
+      }
+      // Redirected rows (the previous decode step's sampled ids left on the device): row t reads
+      // from_ids[from[t]] where from[t] >= 0, ids[t] elsewhere.
+      const std::vector<std::int32_t> from = {2, -1, 0, -1, 1, 3, -1};
+      const std::vector<std::int32_t> from_ids = {5, static_cast<std::int32_t>(rows - 2), 11, -7};
+      device_buffer<std::int32_t> dfrom(from), dfrom_ids(from_ids);
+      gather_rows_f32(m.m, dids.get(), static_cast<std::uint32_t>(ids.size()), out.get(), static_cast<std::uint32_t>(cols),
+                      nullptr, dfrom.get(), dfrom_ids.get());
+      const auto redirected = out.download();
+      for (std::size_t t = 0; t < ids.size(); ++t) {
+        const std::int32_t id = from[t] >= 0 ? from_ids[static_cast<std::size_t>(from[t])] : ids[t];
+        for (std::size_t k = 0; k < cols; ++k) {
+          const float g = redirected[t * cols + k];
+          if (id < 0 || static_cast<std::size_t>(id) >= rows) {
+            REQUIRE(std::isnan(g));
+          } else {
+            REQUIRE(g == ref[static_cast<std::size_t>(id) * cols + k]);
           }
         }
       }
