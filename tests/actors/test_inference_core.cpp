@@ -119,6 +119,18 @@ protocol::stop_reason expected_reason(adapters::stop_reason r) {
   }
 }
 
+// Every job finished as generate() did: its tokens, its text on the wire, its stop reason.
+void check_against(std::map<std::string, run_result>& got, const std::map<std::string, adapters::generation_result>& refs) {
+  REQUIRE(got.size() == refs.size());
+  for (const auto& [id, ref] : refs) {
+    INFO("job " << id);
+    CHECK(got[id].tokens == ref.tokens);
+    CHECK(got[id].text == test::as_wire_text(ref.text));
+    CHECK_FALSE(got[id].failure.has_value());
+    CHECK(got[id].reason == expected_reason(ref.reason));
+  }
+}
+
 }  // namespace
 
 TEST_CASE("a job stepped by the core equals adapters::generate", "[inference_core]") {
@@ -152,13 +164,7 @@ TEST_CASE("jobs batched together, joining late, equal their solo runs", "[infere
 
   actors::inference_core core(m, 8);
   auto got = run(core, first, late, 3);
-  REQUIRE(got.size() == refs.size());
-  for (const auto& [id, ref] : refs) {
-    INFO("job " << id);
-    CHECK(got[id].tokens == ref.tokens);
-    CHECK(got[id].text == test::as_wire_text(ref.text));
-    CHECK_FALSE(got[id].failure.has_value());
-  }
+  check_against(got, refs);
   CHECK(got["twin-a"].tokens == got["twin-b"].tokens);
 }
 
@@ -314,14 +320,7 @@ TEST_CASE("pipelined decode steps on a device-sampling engine keep generate's to
   actors::inference_core core(m, 64);
   const auto pipelined_before = device->pipelined_steps();
   auto got = run(core, first, late, 3);
-  REQUIRE(got.size() == refs.size());
-  for (const auto& [id, ref] : refs) {
-    INFO("job " << id);
-    CHECK(got[id].tokens == ref.tokens);
-    CHECK(got[id].text == test::as_wire_text(ref.text));
-    CHECK_FALSE(got[id].failure.has_value());
-    CHECK(got[id].reason == expected_reason(ref.reason));
-  }
+  check_against(got, refs);
   CHECK(device->pipelined_steps() > pipelined_before);
 
   // Removed while a step of it is in flight: nothing more arrives for it, the other job goes on.
