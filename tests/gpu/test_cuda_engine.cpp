@@ -230,9 +230,9 @@ TEST_CASE("GPU sampling gives each sequence the same tokens alone and in batches
   CHECK(run(16) == alone);
 }
 
-// Pipelined steps (decode_enqueue with the input token left on the device by the step before,
-// collected one or more steps later) against one decode_sample call a step: the same tokens for greedy
-// and sampled rows, at batch 1 and 4, with one to three steps ahead.
+// Pipelined steps (decode_enqueue with the input token left on the device by the step before, each
+// enqueued before the step before is collected) against one decode_sample call a step: the same tokens
+// for greedy and sampled rows, at batch 1 and 4.
 TEST_CASE("pipelined decode steps give the tokens of one step at a time", "[engine][sampling]") {
   engines e = open_both("q8_0");
   constexpr int k_steps = 14;
@@ -328,6 +328,16 @@ TEST_CASE("pipelined decode steps give the tokens of one step at a time", "[engi
   CHECK(refused([&] { e.gpu->decode_collect(t); }));      // collected once
   CHECK(refused([&] { e.gpu->decode_collect(t + 7); }));  // never issued
   CHECK(e.gpu->sequence_length(r.hs[0]) == r.hist[0].size());
+
+  // More steps than the engine keeps, none collected: the oldest is dropped, the newest collects.
+  item.params.repetition_penalty = 1.0f;
+  item.token_from_previous_step = false;
+  std::vector<decode_ticket> chain{e.gpu->decode_enqueue(std::span(&item, 1))};
+  item.token_from_previous_step = true;
+  for (std::uint32_t k = 0; k < k_decode_steps_in_flight; ++k) chain.push_back(e.gpu->decode_enqueue(std::span(&item, 1)));
+  CHECK(refused([&] { e.gpu->decode_collect(chain.front()); }));
+  CHECK(e.gpu->decode_collect(chain.back()).size() == 1);
+  CHECK(e.gpu->decode_collect(chain[1]).size() == 1);
   close(r);
 }
 
