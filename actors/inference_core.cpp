@@ -216,6 +216,40 @@ bool penalties_active(const adapters::sampling_params& p) {
   return p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
 }
 
+// What an engine call's exception means for a job, and whether it was an allocation failure.
+std::pair<job_failure, bool> failure_of(const std::exception& e, const char* oom_message) {
+  if (const auto* ee = dynamic_cast<const engine_error*>(&e)) return {job_failure{error_code_for(*ee), ee->what()}, is_allocation_failure(*ee)};
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return {job_failure{protocol::error_code::vram_oom, oom_message}, true};
+  return {job_failure{protocol::error_code::internal, e.what()}, false};
+}
+
+// Runs `call` over items [0, n) at once; each call changes nothing when it throws. An allocation
+// failure is isolated by running each item alone, so only the items that fail alone fail; any other
+// error fails them all. `failed(i, failure, allocation)` hears of each item that failed.
+template <typename Call, typename Failed>
+void run_isolated(std::size_t n, const char* oom_message, const Call& call, const Failed& failed) {
+  if (n == 0) return;
+  std::vector<std::size_t> all(n);
+  for (std::size_t i = 0; i < n; ++i) all[i] = i;
+  try {
+    call(std::span<const std::size_t>(all));
+  } catch (const std::exception& e) {
+    const auto [failure, allocation] = failure_of(e, oom_message);
+    if (!allocation || n == 1) {
+      for (const auto i : all) failed(i, failure, allocation);
+      return;
+    }
+    for (const auto i : all) {
+      try {
+        call(std::span<const std::size_t>(&i, 1));
+      } catch (const std::exception& alone) {
+        const auto [f, a] = failure_of(alone, oom_message);
+        failed(i, f, a);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 inference_core::job* inference_core::find_job(std::uint64_t serial) {
@@ -233,9 +267,8 @@ void inference_core::fail(job& j, job_failure failure, std::vector<job_progress>
   progress.push_back(std::move(p));
 }
 
-// Enqueues `group` as decode steps of up to k_decode_batch_max items. A job with a step in flight
-// takes that step's token on the device. Each enqueue changes nothing when it throws, so allocation failures are
-// isolated by enqueueing each job alone; a device or internal error fails the batch's jobs.
+// Enqueues `group` as decode steps of up to k_decode_batch_max items, failures isolated as in
+// run_isolated. A job with a step in flight takes that step's token on the device.
 std::vector<inference_core::decode_in_flight> inference_core::enqueue_decode(std::vector<job*> group,
                                                                            std::vector<job_progress>& progress) {
   std::vector<decode_in_flight> out;
@@ -258,34 +291,19 @@ std::vector<inference_core::decode_in_flight> inference_core::enqueue_decode(std
     }
     out.push_back(std::move(f));
   };
-  auto failure_of = [&](const std::exception& e) -> job_failure {
-    if (const auto* ee = dynamic_cast<const engine_error*>(&e)) return job_failure{error_code_for(*ee), ee->what()};
-    if (dynamic_cast<const std::bad_alloc*>(&e)) return job_failure{protocol::error_code::vram_oom, "out of memory in the decode step"};
-    return job_failure{protocol::error_code::internal, e.what()};
-  };
-  auto allocation = [](const std::exception& e) {
-    const auto* ee = dynamic_cast<const engine_error*>(&e);
-    return (ee && is_allocation_failure(*ee)) || dynamic_cast<const std::bad_alloc*>(&e) != nullptr;
-  };
   for (std::size_t b0 = 0; b0 < group.size(); b0 += adapters::k_decode_batch_max) {
     const std::span<job* const> batch(group.data() + b0, std::min(adapters::k_decode_batch_max, group.size() - b0));
-    try {
-      enqueue(batch);
-    } catch (const std::exception& e) {
-      if (allocation(e) && batch.size() > 1) {
-        for (job* j : batch) {
-          try {
-            enqueue(std::span(&j, 1));
-          } catch (const std::exception& alone) {
-            if (allocation(alone)) ++oom_failures_;
-            fail(*j, failure_of(alone), progress);
-          }
-        }
-      } else {
-        if (allocation(e)) ++oom_failures_;
-        for (job* j : batch) fail(*j, failure_of(e), progress);
-      }
-    }
+    run_isolated(
+        batch.size(), "out of memory in the decode step",
+        [&](std::span<const std::size_t> is) {
+          std::vector<job*> js;
+          for (const auto i : is) js.push_back(batch[i]);
+          enqueue(js);
+        },
+        [&](std::size_t i, const job_failure& failure, bool allocation) {
+          if (allocation) ++oom_failures_;
+          fail(*batch[i], failure, progress);
+        });
   }
   return out;
 }
@@ -366,42 +384,11 @@ std::vector<job_progress> inference_core::step() {
     auto out = model_->engine.engine->forward(batch);
     for (std::size_t i = 0; i < is.size(); ++i) outputs[is[i]] = std::move(out.at(i));
   };
-  // One forward over the items `is`. Each call changes no sequence when it throws, so allocation
-  // failures are isolated by retrying each job alone; a device or internal error fails the group.
-  auto run_alone = [&](std::size_t i) {
-    try {
-      forward(std::span(&i, 1));
-    } catch (const engine_error& e) {
-      if (is_allocation_failure(e)) ++oom_failures_;
-      failures[i] = job_failure{error_code_for(e), e.what()};
-    } catch (const std::bad_alloc&) {
-      ++oom_failures_;
-      failures[i] = job_failure{protocol::error_code::vram_oom, "out of memory in the forward pass"};
-    } catch (const std::exception& e) {
-      failures[i] = job_failure{protocol::error_code::internal, e.what()};
-    }
-  };
-  if (!items.empty()) {
-    std::vector<std::size_t> all(items.size());
-    for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
-    try {
-      forward(all);
-    } catch (const engine_error& e) {
-      if (is_allocation_failure(e) && all.size() > 1) {
-        for (const auto i : all) run_alone(i);
-      } else {
-        if (is_allocation_failure(e)) ++oom_failures_;
-        for (const auto i : all) failures[i] = job_failure{error_code_for(e), e.what()};
-      }
-    } catch (const std::bad_alloc&) {
-      if (all.size() > 1) {
-        for (const auto i : all) run_alone(i);
-      } else {
-        ++oom_failures_;
-        failures[0] = job_failure{protocol::error_code::vram_oom, "out of memory in the forward pass"};
-      }
-    }
-  }
+  run_isolated(items.size(), "out of memory in the forward pass", forward,
+               [&](std::size_t i, const job_failure& failure, bool allocation) {
+                 if (allocation) ++oom_failures_;
+                 failures[i] = failure;
+               });
   for (std::size_t i = 0; i < items.size(); ++i) {
     job& j = *jobs_[ks[i]];
     if (failures[i]) {
