@@ -212,10 +212,6 @@ namespace {
 // Its last history token is the one the next step feeds (a decode step, not a prefill chunk).
 bool decode_ready(std::size_t fed, std::size_t history) { return fed + 1 == history; }
 
-bool penalties_active(const adapters::sampling_params& p) {
-  return p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
-}
-
 // What an engine call's exception means for a job, and whether it was an allocation failure.
 std::pair<job_failure, bool> failure_of(const std::exception& e, const char* oom_message) {
   if (const auto* ee = dynamic_cast<const engine_error*>(&e)) return {job_failure{error_code_for(*ee), ee->what()}, is_allocation_failure(*ee)};
@@ -351,7 +347,7 @@ std::vector<job_progress> inference_core::step() {
       job& j = *jp;
       if (j.done) continue;
       if (j.steps_in_flight > 0) {
-        if (!penalties_active(j.plan.sampling) && j.generated + 1 < j.plan.max_tokens) decode.push_back(&j);
+        if (!adapters::penalties_active(j.plan.sampling) && j.generated + 1 < j.plan.max_tokens) decode.push_back(&j);
       } else if (decode_ready(j.fed, j.history.size())) {
         decode.push_back(&j);
       }

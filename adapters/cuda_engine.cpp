@@ -437,7 +437,6 @@ class cuda_engine_impl final : public cuda_engine {
     take(hm_.step_in, sizeof(decode_step_inputs));
     new (hm_.step_in) decode_step_inputs{};
     hm_.seqs = hm_.step_in->seqs;
-    hm_.sparams = hm_.step_in->sparams;
     hm_.ids = hm_.step_in->ids;
     hm_.tok_seq = hm_.step_in->tok_seq;
     hm_.tok_pos = hm_.step_in->tok_pos;
@@ -514,10 +513,6 @@ class cuda_engine_impl final : public cuda_engine {
     std::uint32_t pen = 0;
     bool any_sampled = false, any_sorted = false;
   };
-
-  static bool penalties_active(const sampling_params& p) {
-    return p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
-  }
 
   // Sampling parameters to `out` (a step's pinned inputs, copied with the others) and penalty windows to
   // the mirror's one pair of penalty arrays — after the stream is idle, since an earlier step's copies

@@ -49,10 +49,11 @@ constexpr std::uint32_t k_max_batch = 16;     // decode columns per step (matvec
 constexpr std::uint32_t k_query_slice = 128;  // prefill queries per attention launch
 constexpr std::uint32_t k_logit_slice = 64;   // all-logits rows per output GEMM
 
-// The inputs of one decode step — per token its id, sequence descriptor, sequence index, position and
-// sampling parameters — laid out alike in the pinned host mirror and in device scratch, so that a step
-// moves them in ONE host → device copy (one graph node; four separate copies plus the sampling
-// parameters' own copy after the graph cost a transfer latency each, in series with the kernels).
+// The inputs of one decode step — per token its id (or where an earlier step left it), sequence
+// descriptor, sequence index, position and sampling parameters — laid out alike in pinned host memory
+// and in device scratch, so that a step moves them in ONE host → device copy before its graph replays
+// (four separate copies plus the sampling parameters' own copy cost a transfer latency each, in series
+// with the kernels).
 struct decode_step_inputs {
   gpu::kv_seq_desc seqs[k_max_batch];
   gpu::sample_params sparams[k_max_batch];
@@ -132,14 +133,13 @@ struct scratch {
 // Pinned host mirrors of the per-step device inputs (decode_graphs::launch copies one to the device
 // before the step).
 struct host_mirror {
-  decode_step_inputs* step_in = nullptr;  // forward()'s decode steps: ids, seqs, tok_seq, tok_pos and sparams point into it
+  decode_step_inputs* step_in = nullptr;  // forward()'s decode steps: ids, seqs, tok_seq and tok_pos point into it
   decode_step_inputs* ring_in[k_step_ring] = {};    // decode_enqueue's steps, one per ring slot
   std::int32_t* ring_sampled[k_step_ring] = {};     // [k_max_batch] each: the slot's sampled ids, read back
   std::int32_t* ids = nullptr;
   gpu::kv_seq_desc* seqs = nullptr;
   std::int32_t* tok_seq = nullptr;
   std::int32_t* tok_pos = nullptr;
-  gpu::sample_params* sparams = nullptr;
   std::int32_t* pen_tokens = nullptr;
   std::int32_t* pen_counts = nullptr;
   std::int32_t* p_ids = nullptr;

@@ -49,9 +49,12 @@ double sampler_uniform(std::uint64_t seed, std::uint64_t position) {
   return static_cast<double>(bits) * (1.0 / 9007199254740992.0);        // 2^-53
 }
 
+bool penalties_active(const sampling_params& p) {
+  return p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+}
+
 void apply_penalties(const sampling_params& p, std::span<float> logits, std::span<const token_id> history) {
-  const bool active = p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
-  if (!active || history.empty()) return;
+  if (!penalties_active(p) || history.empty()) return;
   const std::size_t n = p.penalty_last_n == 0 ? history.size() : std::min<std::size_t>(p.penalty_last_n, history.size());
   std::unordered_map<token_id, std::uint32_t> counts;
   for (const token_id t : history.subspan(history.size() - n)) ++counts[t];

@@ -46,6 +46,9 @@ std::array<std::uint32_t, 4> philox4x32(std::array<std::uint32_t, 4> counter, st
 // The uniform draw for (seed, position): 53 random bits in [0, 1).
 double sampler_uniform(std::uint64_t seed, std::uint64_t position);
 
+// Whether step 1 changes anything: some penalty differs from its neutral value.
+bool penalties_active(const sampling_params& p);
+
 // Applies step 1 in place to `logits` (vocab-sized).
 void apply_penalties(const sampling_params& p, std::span<float> logits, std::span<const token_id> history);
 

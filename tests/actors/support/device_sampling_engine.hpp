@@ -58,7 +58,7 @@ class device_sampling_engine final : public decorated_engine<adapters::cuda_engi
       last_sampled_[items[i].sequence.slot] = tokens.back();
     }
     sampled_items_ += items.size();
-    if (items.size() > 0 && std::any_of(items.begin(), items.end(), [](const auto& it) { return it.token_from_previous_step; })) {
+    if (std::any_of(items.begin(), items.end(), [](const auto& it) { return it.token_from_previous_step; })) {
       ++pipelined_steps_;
     }
     const adapters::decode_ticket ticket = next_ticket_++;
