@@ -11,15 +11,20 @@
 
 #include "actors/model_bundle.hpp"
 #include "actors/socket_hub.hpp"
+#include "adapters/cuda_engine.hpp"
 
 namespace worker::actors {
+
+// Inference streams a worker may run: each keeps up to two decode steps queued in the CUDA engine
+// (inference_core's pipelined decode), which keeps k_decode_steps_in_flight.
+constexpr std::uint32_t k_max_streams = adapters::k_decode_steps_in_flight / 2;
 
 struct worker_options {
   load_options load;             // model file, device, --ctx, engine factory
   socket_hub_options sockets;    // --listen, --events, protocol limits
   std::string worker_id = "worker-0";
   std::string version = "0.0.0";
-  std::uint32_t streams = 1;     // inference actors (one per CUDA stream)
+  std::uint32_t streams = 1;     // inference actors (one per CUDA stream), 1..k_max_streams
   std::uint32_t slots = 16;      // jobs holding a KV slot per stream at once
   std::uint32_t max_queue = 64;  // jobs waiting for a slot; more: QUEUE_FULL
   std::size_t prefill_chunk = 64;                       // prompt tokens per engine step and job

@@ -19,6 +19,7 @@ namespace worker::tools {
 namespace {
 
 void print_usage(std::FILE* to) {
+  static_assert(actors::k_max_streams == 8, "the usage text says --streams 1..8");
   std::fprintf(to,
                "usage: worker-orcd serve --model FILE [options]\n"
                "  --model FILE              GGUF model (qwen2 or gpt-oss)\n"
@@ -89,7 +90,7 @@ int cmd_serve(command_args args) {
       o.sockets.events = std::string(v);
     } else if (a == "--streams") {
       number(o.streams);
-      ok = ok && o.streams >= 1 && o.streams <= 8;  // each pipelines two decode steps of the engine's 16
+      ok = ok && o.streams >= 1 && o.streams <= actors::k_max_streams;
     } else if (a == "--slots") {
       number(o.slots);
       ok = ok && o.slots >= 1;
